@@ -1,0 +1,245 @@
+"""BERT in OneFlow modules whose parameter names match Hugging Face BERT checkpoints one-to-one.
+
+Every distillation loss in the project reads intermediate states from here: per-layer hidden states,
+attention probabilities, raw attention scores and the per-layer query/key/value projections, each
+returned only when asked for so plain training does not keep them alive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import oneflow as flow
+from oneflow import nn
+
+from model_compress.modeling.config import BertConfig
+
+
+@dataclasses.dataclass
+class EncoderOutput:
+    """What one BERT forward can return; lists are empty unless requested.
+
+    hidden_states: embeddings output followed by every layer's output, each [B, L, H].
+    attention_probs / attention_scores: per layer [B, heads, L, L] (scores before softmax, masked).
+    qkv: per layer (query, key, value), each [B, heads, L, head_size].
+    """
+
+    sequence_output: flow.Tensor
+    pooled_output: flow.Tensor | None
+    hidden_states: list = dataclasses.field(default_factory=list)
+    attention_probs: list = dataclasses.field(default_factory=list)
+    attention_scores: list = dataclasses.field(default_factory=list)
+    qkv: list = dataclasses.field(default_factory=list)
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids: flow.Tensor, token_type_ids: flow.Tensor) -> flow.Tensor:
+        seq_len = input_ids.shape[1]
+        positions = flow.arange(seq_len, dtype=flow.int64, device=input_ids.device).unsqueeze(0)
+        if input_ids.is_global:
+            positions = positions.to_global(placement=input_ids.placement, sbp=flow.sbp.broadcast)
+        x = (
+            self.word_embeddings(input_ids)
+            + self.position_embeddings(positions)
+            + self.token_type_embeddings(token_type_ids)
+        )
+        return self.dropout(self.LayerNorm(x))
+
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.head_size
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+
+    def _split_heads(self, x: flow.Tensor) -> flow.Tensor:
+        b, n, _ = x.shape
+        return x.reshape(b, n, self.num_heads, self.head_size).permute(0, 2, 1, 3)
+
+    def forward(self, hidden: flow.Tensor, additive_mask: flow.Tensor):
+        q = self._split_heads(self.query(hidden))
+        k = self._split_heads(self.key(hidden))
+        v = self._split_heads(self.value(hidden))
+        scores = flow.matmul(q, k, transpose_b=True) / math.sqrt(self.head_size) + additive_mask
+        probs = flow.softmax(scores, dim=-1)
+        context = flow.matmul(self.dropout(probs), v)
+        b, _, n, _ = context.shape
+        context = context.permute(0, 2, 1, 3).reshape(b, n, self.num_heads * self.head_size)
+        return context, scores, probs, (q, k, v)
+
+
+class BertSelfOutput(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, context: flow.Tensor, residual: flow.Tensor) -> flow.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(context)) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.self = BertSelfAttention(config)
+        self.output = BertSelfOutput(config)
+
+    def forward(self, hidden: flow.Tensor, additive_mask: flow.Tensor):
+        context, scores, probs, qkv = self.self(hidden, additive_mask)
+        return self.output(context, hidden), scores, probs, qkv
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = nn.GELU()  # exact erf form, as in BERT
+
+    def forward(self, x: flow.Tensor) -> flow.Tensor:
+        return self.act(self.dense(x))
+
+
+class BertOutput(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: flow.Tensor, residual: flow.Tensor) -> flow.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class BertLayer(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.attention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertOutput(config)
+
+    def forward(self, hidden: flow.Tensor, additive_mask: flow.Tensor):
+        attended, scores, probs, qkv = self.attention(hidden, additive_mask)
+        return self.output(self.intermediate(attended), attended), scores, probs, qkv
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
+
+
+class BertPooler(nn.Module):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.Tanh()
+
+    def forward(self, sequence_output: flow.Tensor) -> flow.Tensor:
+        return self.activation(self.dense(sequence_output[:, 0]))
+
+
+def additive_attention_mask(attention_mask: flow.Tensor, dtype=flow.float32) -> flow.Tensor:
+    """[B, L] 1/0 mask -> [B, 1, 1, L] additive mask (0 for tokens, -10000 for padding), as in BERT."""
+    return (1.0 - attention_mask.to(dtype).unsqueeze(1).unsqueeze(2)) * -10000.0
+
+
+class BertModel(nn.Module):
+    """Embeddings + encoder + pooler."""
+
+    def __init__(self, config: BertConfig, add_pooler: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooler else None
+
+    def forward(
+        self,
+        input_ids: flow.Tensor,
+        token_type_ids: flow.Tensor,
+        attention_mask: flow.Tensor,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        output_qkv: bool = False,
+    ) -> EncoderOutput:
+        additive_mask = additive_attention_mask(attention_mask)
+        hidden = self.embeddings(input_ids, token_type_ids)
+        out = EncoderOutput(sequence_output=hidden, pooled_output=None)
+        if output_hidden_states:
+            out.hidden_states.append(hidden)
+        for layer in self.encoder.layer:
+            hidden, scores, probs, qkv = layer(hidden, additive_mask)
+            if output_hidden_states:
+                out.hidden_states.append(hidden)
+            if output_attentions:
+                out.attention_scores.append(scores)
+                out.attention_probs.append(probs)
+            if output_qkv:
+                out.qkv.append(qkv)
+        out.sequence_output = hidden
+        if self.pooler is not None:
+            out.pooled_output = self.pooler(hidden)
+        return out
+
+
+class BertForSequenceClassification(nn.Module):
+    """BERT + dropout + linear head over the pooled [CLS] state."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        init_bert_weights(self, config.initializer_range)
+
+    def forward(
+        self,
+        input_ids: flow.Tensor,
+        token_type_ids: flow.Tensor,
+        attention_mask: flow.Tensor,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        output_qkv: bool = False,
+    ) -> tuple[flow.Tensor, EncoderOutput]:
+        enc = self.bert(
+            input_ids, token_type_ids, attention_mask, output_hidden_states, output_attentions, output_qkv
+        )
+        logits = self.classifier(self.dropout(enc.pooled_output))
+        return logits, enc
+
+
+def init_bert_weights(module: nn.Module, std: float = 0.02) -> None:
+    """BERT's initialisation: N(0, std) for weights and embeddings, zero biases, unit LayerNorm."""
+    for sub in module.modules():
+        if isinstance(sub, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(sub.weight, mean=0.0, std=std)
+            if isinstance(sub, nn.Linear) and sub.bias is not None:
+                nn.init.zeros_(sub.bias)
+        elif isinstance(sub, nn.LayerNorm):
+            nn.init.ones_(sub.weight)
+            nn.init.zeros_(sub.bias)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of scalar parameters."""
+    return int(sum(p.numel() for p in module.parameters()))
+
+
+def parameter_mib(module: nn.Module) -> float:
+    """Parameter memory in MiB (float32 storage)."""
+    return sum(p.numel() * p.element_size() for p in module.parameters()) / 2**20

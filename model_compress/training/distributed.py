@@ -1,0 +1,66 @@
+"""Multi-process helpers for runs under `python -m oneflow.distributed.launch`.
+
+With one process everything is local and these are no-ops. With several, the model is made global
+(parameters broadcast over the CPU or CUDA ranks), each rank feeds its own shard of the data, and the
+per-rank batches are stitched into one global batch split along dimension 0: nn.Graph then runs
+data-parallel training with gradients all-reduced by OneFlow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import oneflow as flow
+from oneflow import nn
+
+_device_type = "cpu"
+
+
+def rank() -> int:
+    return flow.env.get_rank()
+
+
+def world_size() -> int:
+    return flow.env.get_world_size()
+
+
+def is_distributed() -> bool:
+    return world_size() > 1
+
+
+def placement() -> flow.placement:
+    return flow.placement(_device_type, ranks=list(range(world_size())))
+
+
+def setup_model(module: nn.Module, device: str = "cpu") -> nn.Module:
+    """Move `module` to `device`; in a multi-process run make it global and broadcast."""
+    global _device_type
+    _device_type = "cuda" if device.startswith("cuda") else "cpu"
+    if not is_distributed():
+        return module.to(device)
+    return module.to_global(placement=placement(), sbp=flow.sbp.broadcast)
+
+
+def shard_batch_tensor(tensor: flow.Tensor) -> flow.Tensor:
+    """A rank-local batch -> a global tensor split over ranks along the batch dimension."""
+    if not is_distributed():
+        return tensor if _device_type == "cpu" else tensor.to(_device_type)
+    return tensor.to_global(placement=placement(), sbp=flow.sbp.split(0))
+
+
+def replicate_tensor(tensor: flow.Tensor) -> flow.Tensor:
+    """The same full tensor on every rank (used for evaluation, where each rank sees all data)."""
+    if not is_distributed():
+        return tensor if _device_type == "cpu" else tensor.to(_device_type)
+    return tensor.to_global(placement=placement(), sbp=flow.sbp.broadcast)
+
+
+def to_local_numpy(tensor: flow.Tensor) -> np.ndarray:
+    """Gather a (possibly global) tensor and return it as numpy on every rank."""
+    if tensor.is_global:
+        tensor = tensor.to_global(sbp=flow.sbp.broadcast).to_local()
+    return tensor.numpy()
+
+
+def barrier() -> None:
+    if is_distributed():
+        flow.comm.barrier()

@@ -1,0 +1,50 @@
+"""Running a model over a data split: logits, metrics and measured throughput."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from oneflow import nn
+
+from model_compress.training import distributed
+from model_compress.training.graph import make_eval_step
+from model_compress.training.metrics import classification_metrics
+
+
+class Predictor:
+    """Compiles `module` once (nn.Graph unless eager) and runs it over any batch source."""
+
+    def __init__(self, module: nn.Module, eager: bool = False) -> None:
+        self.module = module
+        self.input_names = list(module.input_names)
+        self.eager = eager
+        self._step = None
+
+    def outputs(self, source, epoch: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
+        """(stacked outputs, stacked batch features as numpy, seconds spent in the model)."""
+        if self._step is None:
+            self._step = make_eval_step(self.module, eager=self.eager)
+        self.module.eval()
+        chunks, features, seconds = [], {}, 0.0
+        for batch in source.epoch(epoch):
+            inputs = [distributed.replicate_tensor(batch[n]) for n in self.input_names]
+            start = time.perf_counter()
+            out = distributed.to_local_numpy(self._step(*inputs))
+            seconds += time.perf_counter() - start
+            chunks.append(out)
+            for name, tensor in batch.items():
+                features.setdefault(name, []).append(tensor.numpy())
+        if not chunks:
+            raise ValueError("the evaluation set is empty")
+        stacked = {name: np.concatenate(parts) for name, parts in features.items()}
+        return np.concatenate(chunks), stacked, seconds
+
+
+def evaluate_classifier(predictor: Predictor, source) -> dict[str, float]:
+    """Metrics of argmax predictions against `label_ids`, plus eval samples/s."""
+    logits, features, seconds = predictor.outputs(source)
+    metrics = classification_metrics(features["label_ids"].reshape(-1), logits.argmax(-1))
+    metrics["num_examples"] = int(logits.shape[0])
+    metrics["eval_samples_per_second"] = float(logits.shape[0] / max(seconds, 1e-9))
+    return metrics

@@ -1,0 +1,138 @@
+"""The training loop every job shares: steps, periodic evaluation, best-dev snapshot, progress bar.
+
+Read top to bottom: build the step (nn.Graph by default), run epochs over the batch source, evaluate
+every `eval_every_step_num` steps and at each epoch end, and keep only the best snapshot so far.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from typing import Callable, Iterable, Iterator, Protocol
+
+import oneflow as flow
+from oneflow import nn
+from tqdm import tqdm
+
+from model_compress.training import distributed
+from model_compress.training.graph import make_train_step
+from model_compress.training.optim import build_optimizer, build_scheduler
+
+
+class BatchSource(Protocol):
+    """Anything that yields the batches of one epoch as dicts of feature name -> tensor."""
+
+    num_batches: int
+
+    def epoch(self, index: int) -> Iterable[dict[str, flow.Tensor]]: ...
+
+
+@dataclasses.dataclass
+class LoopConfig:
+    num_epochs: float = 3.0
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_proportion: float = 0.1
+    clip_grad_norm: float = 1.0
+    eval_every_step_num: int = 0  # 0: only at epoch ends
+    metric: str = "accuracy"
+    eager: bool = False
+    output_dir: str = "output"
+    max_steps: int = 0  # 0: num_epochs decides
+    show_progress: bool = True
+
+
+@dataclasses.dataclass
+class LoopResult:
+    best_score: float
+    best_step: int
+    best_snapshot: str | None
+    history: list  # [(step, metrics dict)]
+    train_seconds: float
+    steps: int
+    final_loss: float
+
+
+def _batches(source: BatchSource, total_steps: int) -> Iterator[tuple[int, dict]]:
+    """(epoch, batch) pairs until `total_steps` batches were produced."""
+    produced, epoch = 0, 0
+    while produced < total_steps:
+        for batch in source.epoch(epoch):
+            yield epoch, batch
+            produced += 1
+            if produced >= total_steps:
+                return
+        epoch += 1
+
+
+def train(
+    objective: nn.Module,
+    train_source: BatchSource,
+    evaluate: Callable[[], dict] | None,
+    save_snapshot: Callable[[str, dict], None] | None,
+    snapshot_name: Callable[[dict], str],
+    config: LoopConfig,
+) -> LoopResult:
+    """Train `objective` (forward returns (loss, ...)) and keep the best-scoring snapshot.
+
+    `evaluate()` returns a metrics dict holding `config.metric`; `save_snapshot(path, metrics)` writes
+    a snapshot; `snapshot_name(metrics)` names it (the seeds' `snapshot_best...` conventions).
+    """
+    names = list(objective.input_names)
+    steps_per_epoch = train_source.num_batches
+    if steps_per_epoch <= 0:
+        raise ValueError("the training set yields no batch: check --train_example_num and the batch size")
+    total_steps = config.max_steps or max(1, int(round(config.num_epochs * steps_per_epoch)))
+    optimizer = build_optimizer(
+        objective, config.learning_rate, config.weight_decay, config.clip_grad_norm, fused=not config.eager
+    )
+    scheduler = build_scheduler(optimizer, total_steps, config.warmup_proportion)
+    step_fn = make_train_step(objective, optimizer, scheduler, eager=config.eager)
+
+    best = LoopResult(float("-inf"), -1, None, [], 0.0, 0, float("nan"))
+    is_main = distributed.rank() == 0
+
+    def run_eval(step: int) -> None:
+        if evaluate is None or (best.history and best.history[-1][0] == step):
+            return
+        objective.eval()
+        metrics = evaluate()
+        objective.train()
+        best.history.append((step, metrics))
+        score = metrics[config.metric]
+        if score > best.best_score:
+            best.best_score, best.best_step = score, step
+            if save_snapshot is not None and is_main:
+                path = os.path.join(config.output_dir, snapshot_name(metrics))
+                save_snapshot(path, {**metrics, "step": step})
+                if best.best_snapshot and best.best_snapshot != path and os.path.isdir(best.best_snapshot):
+                    shutil.rmtree(best.best_snapshot)
+                best.best_snapshot = path
+        if is_main:
+            shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+            tqdm.write(f"step {step}: {shown} (best {config.metric} {best.best_score:.4f} @ {best.best_step})")
+
+    bar = tqdm(total=total_steps, desc="train", unit="step", disable=not (config.show_progress and is_main))
+    start = time.perf_counter()
+    step, last_epoch, loss_value = 0, 0, float("nan")
+    for epoch, batch in _batches(train_source, total_steps):
+        if epoch != last_epoch:
+            run_eval(step)  # end of the previous epoch
+            last_epoch = epoch
+        inputs = [distributed.shard_batch_tensor(batch[n]) for n in names]
+        outputs = step_fn(*inputs)
+        step += 1
+        if step % 10 == 0 or step == total_steps:
+            loss_value = float(distributed.to_local_numpy(outputs[0]))
+            bar.set_postfix(loss=f"{loss_value:.4f}", epoch=epoch)
+        bar.update(1)
+        if config.eval_every_step_num and step % config.eval_every_step_num == 0 and step != total_steps:
+            run_eval(step)
+    bar.close()
+    best.train_seconds = time.perf_counter() - start
+    best.steps = step
+    best.final_loss = loss_value
+    run_eval(step)
+    return best
