@@ -39,7 +39,7 @@ class BertConfig:
     def head_size(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
-    def replace(self, **changes: Any) -> "BertConfig":
+    def replace(self, **changes: Any) -> BertConfig:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
@@ -47,7 +47,7 @@ class BertConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "BertConfig":
+    def from_dict(cls, raw: dict[str, Any]) -> BertConfig:
         """Build from a dict, ignoring keys this project does not use (HF configs carry many)."""
         fields = {f.name for f in dataclasses.fields(cls)}
         known = {k: v for k, v in raw.items() if k in fields}
@@ -56,7 +56,7 @@ class BertConfig:
         return cls(**known)
 
     @classmethod
-    def from_json_file(cls, path: str) -> "BertConfig":
+    def from_json_file(cls, path: str) -> BertConfig:
         with open(path, encoding="utf-8") as f:
             try:
                 raw = json.load(f)

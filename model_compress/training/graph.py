@@ -7,7 +7,7 @@ are passed through. The same objective runs eagerly when `--eager` is asked for,
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import oneflow as flow
 from oneflow import nn

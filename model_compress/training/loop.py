@@ -10,7 +10,8 @@ import dataclasses
 import os
 import shutil
 import time
-from typing import Callable, Iterable, Iterator, Protocol
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 import oneflow as flow
 from oneflow import nn

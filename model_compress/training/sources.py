@@ -6,7 +6,7 @@ training batch carries `idxs`, so the cache joins the batch by a gather instead 
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import oneflow as flow

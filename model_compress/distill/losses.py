@@ -1,0 +1,72 @@
+"""The loss catalogue: pure functions of tensors, each matching a formula in docs/algorithms.md.
+
+Reductions are explicit: `per_example` variants return [B] so callers can weight examples (Meta-KD,
+MFT); the plain ones average over the batch.
+"""
+
+from __future__ import annotations
+
+import oneflow as flow
+import oneflow.nn.functional as F
+
+
+def cross_entropy_per_example(logits: flow.Tensor, labels: flow.Tensor) -> flow.Tensor:
+    """[B, C] logits, [B] int64 labels -> [B] negative log-likelihoods."""
+    log_probs = F.log_softmax(logits, dim=-1)
+    return -(log_probs * F.one_hot(labels, logits.shape[-1]).to(log_probs.dtype)).sum(-1)
+
+
+def kl_teacher_student_per_example(
+    student_logits: flow.Tensor, teacher_logits: flow.Tensor, temperature: float = 1.0
+) -> flow.Tensor:
+    """[B] KL(p_t || p_s) with p = softmax(z / T)."""
+    log_p_s = F.log_softmax(student_logits / temperature, dim=-1)
+    log_p_t = F.log_softmax(teacher_logits / temperature, dim=-1)
+    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1)
+
+
+def soft_label_loss(student_logits: flow.Tensor, teacher_logits: flow.Tensor, temperature: float) -> flow.Tensor:
+    """T^2 * KL(p_t || p_s), batch mean (the T^2 keeps gradient scale independent of T)."""
+    return temperature**2 * kl_teacher_student_per_example(student_logits, teacher_logits, temperature).mean()
+
+
+def soft_cross_entropy_per_example(
+    student_logits: flow.Tensor, teacher_logits: flow.Tensor, temperature: float = 1.0
+) -> flow.Tensor:
+    """[B] -sum p_t log p_s at temperature T (Meta-KD stage 2)."""
+    log_p_s = F.log_softmax(student_logits / temperature, dim=-1)
+    p_t = F.softmax(teacher_logits / temperature, dim=-1)
+    return -(p_t * log_p_s).sum(-1)
+
+
+def vanilla_kd_loss(
+    student_logits: flow.Tensor,
+    teacher_logits: flow.Tensor,
+    labels: flow.Tensor,
+    temperature: float,
+    alpha: float,
+) -> flow.Tensor:
+    """(1 - alpha) * CE(z_s, y) + alpha * T^2 * KL(p_t || p_s) (EasyNLP's vanilla_kd convention)."""
+    hard = cross_entropy_per_example(student_logits, labels).mean()
+    return (1.0 - alpha) * hard + alpha * soft_label_loss(student_logits, teacher_logits, temperature)
+
+
+def normalized_state_distance(student_states: flow.Tensor, teacher_states: flow.Tensor) -> flow.Tensor:
+    """BERT-PKD patient loss: sum over matched layers of ||h_s/|h_s| - h_t/|h_t|||^2, batch mean.
+
+    Both arguments are [B, layers, H] stacks of the [CLS] states of the matched layers.
+    """
+    s = student_states / student_states.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    t = teacher_states / teacher_states.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    return ((s - t) ** 2).sum(-1).sum(-1).mean()
+
+
+def mse(student: flow.Tensor, teacher: flow.Tensor) -> flow.Tensor:
+    """Mean squared error over all elements."""
+    return ((student - teacher) ** 2).mean()
+
+
+def mse_per_example(student: flow.Tensor, teacher: flow.Tensor) -> flow.Tensor:
+    """[B] mean squared error over all but the batch dimension."""
+    diff = (student - teacher) ** 2
+    return diff.reshape(diff.shape[0], -1).mean(-1)

@@ -1,0 +1,57 @@
+"""Which teacher layer each student layer learns from.
+
+Layer numbers here index `EncoderOutput.hidden_states`: 0 is the embeddings output, l >= 1 the output
+of encoder layer l (1-based), so student layer j of M and teacher layer I(j) of N are plain indices.
+"""
+
+from __future__ import annotations
+
+
+def _check(student_layers: int, teacher_layers: int) -> None:
+    if student_layers < 1 or teacher_layers < 1:
+        raise ValueError("layer counts must be positive")
+    if student_layers > teacher_layers:
+        raise ValueError(f"a {student_layers}-layer student cannot map onto a {teacher_layers}-layer teacher")
+
+
+def pkd_mapping(student_layers: int, teacher_layers: int, strategy: str) -> list[tuple[int, int]]:
+    """BERT-PKD (student layer, teacher layer) pairs for layers 1..M-1; the last is left to the soft loss.
+
+    skip: teacher layer k*j with k = N // M (PKD-Skip); last: the M-1 teacher layers just before the
+    top one (PKD-Last).
+    """
+    _check(student_layers, teacher_layers)
+    if strategy == "skip":
+        k = teacher_layers // student_layers
+        return [(j, k * j) for j in range(1, student_layers)]
+    if strategy == "last":
+        offset = teacher_layers - student_layers
+        return [(j, offset + j) for j in range(1, student_layers)]
+    raise ValueError(f"unknown PKD mapping {strategy!r}: use 'skip' or 'last'")
+
+
+def uniform_mapping(student_layers: int, teacher_layers: int, include_embeddings: bool = True) -> list[tuple[int, int]]:
+    """TinyBERT / original OneFlow PKD mapping: student j <- teacher k*j for j = 0 (embeddings) .. M."""
+    _check(student_layers, teacher_layers)
+    k = teacher_layers // student_layers
+    first = 0 if include_embeddings else 1
+    return [(j, k * j) for j in range(first, student_layers + 1)]
+
+
+def parse_layer_list(text: str, teacher_layers: int) -> list[int]:
+    """The seeds' LAYER_LIST: comma separated 0-based teacher layers, strictly increasing, in range."""
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not parts:
+        raise ValueError("--layer_list is empty: give 0-based teacher layers such as '2,6,10'")
+    try:
+        layers = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"--layer_list {text!r}: every entry must be an integer") from None
+    for layer in layers:
+        if not 0 <= layer < teacher_layers:
+            raise ValueError(f"--layer_list {text!r}: layer {layer} is outside 0..{teacher_layers - 1}")
+    if len(set(layers)) != len(layers):
+        raise ValueError(f"--layer_list {text!r}: duplicate layers")
+    if layers != sorted(layers):
+        raise ValueError(f"--layer_list {text!r}: layers must be in increasing order")
+    return layers

@@ -1,0 +1,144 @@
+"""Distillation objectives (nn.Modules run by the shared nn.Graph training step).
+
+Teacher knowledge arrives as batch inputs (`teacher_logits`, `teacher_cls`, ...) gathered from the
+on-disk cache, or, in online mode, from `TeacherTargets` run inside the same graph.
+"""
+
+from __future__ import annotations
+
+import oneflow as flow
+from oneflow import nn
+
+from model_compress.distill import losses
+from model_compress.training.objectives import ENCODER_INPUTS, labels_of
+
+
+class TeacherTargets(nn.Module):
+    """What a frozen teacher gives a student: logits and the [CLS] states of chosen layers.
+
+    Output order follows `names`: ("teacher_logits",) plus ("teacher_cls",) when `cls_layers` is
+    given ([B, len(cls_layers), H]) and ("teacher_hidden",) when `hidden_layers` is given
+    ([B, len(hidden_layers), L, H]).
+    """
+
+    input_names = ENCODER_INPUTS
+
+    def __init__(self, teacher: nn.Module, cls_layers=(), hidden_layers=()) -> None:
+        super().__init__()
+        self.teacher = teacher
+        self.cls_layers = list(cls_layers)
+        self.hidden_layers = list(hidden_layers)
+        self.names = ["teacher_logits"]
+        if self.cls_layers:
+            self.names.append("teacher_cls")
+        if self.hidden_layers:
+            self.names.append("teacher_hidden")
+        for p in teacher.parameters():
+            p.requires_grad = False
+
+    def forward(self, input_ids, input_mask, segment_ids):
+        need_states = bool(self.cls_layers or self.hidden_layers)
+        logits, enc = self.teacher(input_ids, segment_ids, input_mask, output_hidden_states=need_states)
+        outputs = [logits]
+        if self.cls_layers:
+            outputs.append(flow.stack([enc.hidden_states[i][:, 0] for i in self.cls_layers], dim=1))
+        if self.hidden_layers:
+            outputs.append(flow.stack([enc.hidden_states[i] for i in self.hidden_layers], dim=1))
+        return tuple(outputs) if len(outputs) > 1 else outputs[0]
+
+
+class VanillaKDObjective(nn.Module):
+    """(1 - alpha) * CE + alpha * T^2 * KL(p_t || p_s)."""
+
+    input_names = ENCODER_INPUTS + ("label_ids", "teacher_logits")
+
+    def __init__(self, student: nn.Module, temperature: float, alpha: float) -> None:
+        super().__init__()
+        self.student = student
+        self.temperature = float(temperature)
+        self.alpha = float(alpha)
+
+    def forward(self, input_ids, input_mask, segment_ids, label_ids, teacher_logits):
+        logits, _ = self.student(input_ids, segment_ids, input_mask)
+        loss = losses.vanilla_kd_loss(logits, teacher_logits, labels_of(label_ids), self.temperature, self.alpha)
+        return loss, logits
+
+
+class PKDObjective(nn.Module):
+    """BERT-PKD (paper): vanilla KD + beta * normalised [CLS] patient loss over the mapped layers."""
+
+    input_names = ENCODER_INPUTS + ("label_ids", "teacher_logits", "teacher_cls")
+
+    def __init__(self, student: nn.Module, student_layers, temperature: float, alpha: float, beta: float) -> None:
+        super().__init__()
+        self.student = student
+        self.student_layers = list(student_layers)
+        self.temperature = float(temperature)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+
+    def forward(self, input_ids, input_mask, segment_ids, label_ids, teacher_logits, teacher_cls):
+        logits, enc = self.student(input_ids, segment_ids, input_mask, output_hidden_states=True)
+        loss = losses.vanilla_kd_loss(logits, teacher_logits, labels_of(label_ids), self.temperature, self.alpha)
+        if self.student_layers and self.beta:
+            student_cls = flow.stack([enc.hidden_states[j][:, 0] for j in self.student_layers], dim=1)
+            loss = loss + self.beta * losses.normalized_state_distance(student_cls, teacher_cls)
+        return loss, logits
+
+
+class PKDSequenceMSEObjective(nn.Module):
+    """The OneFlow original's PKD variant: vanilla KD + beta * MSE(fit_dense(h_s), h_t) over full sequences.
+
+    Student hidden states (embeddings and every layer) go through one shared `fit_dense` projection
+    and are compared with the teacher states of the uniform mapping (embeddings, k-1, 2k-1, ...).
+    """
+
+    input_names = ENCODER_INPUTS + ("label_ids", "teacher_logits", "teacher_hidden")
+
+    def __init__(
+        self,
+        student: nn.Module,
+        student_layers,
+        teacher_hidden_size: int,
+        temperature: float,
+        alpha: float,
+        beta: float,
+    ) -> None:
+        super().__init__()
+        self.student = student
+        self.student_layers = list(student_layers)
+        self.fit_dense = nn.Linear(student.config.hidden_size, teacher_hidden_size)
+        self.temperature = float(temperature)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+
+    def forward(self, input_ids, input_mask, segment_ids, label_ids, teacher_logits, teacher_hidden):
+        logits, enc = self.student(input_ids, segment_ids, input_mask, output_hidden_states=True)
+        loss = losses.vanilla_kd_loss(logits, teacher_logits, labels_of(label_ids), self.temperature, self.alpha)
+        student_hidden = flow.stack([enc.hidden_states[j] for j in self.student_layers], dim=1)
+        loss = loss + self.beta * losses.mse(self.fit_dense(student_hidden), teacher_hidden)
+        return loss, logits
+
+
+class WithOnlineTeacher(nn.Module):
+    """Runs `targets` (a TeacherTargets) inside the step and feeds its outputs to `objective`."""
+
+    def __init__(self, objective: nn.Module, targets: TeacherTargets) -> None:
+        super().__init__()
+        self.objective = objective
+        self.targets = targets
+        extra = set(targets.names)
+        self.input_names = tuple(n for n in objective.input_names if n not in extra)
+
+    def forward(self, *inputs):
+        batch = dict(zip(self.input_names, inputs))
+        produced = self.targets(batch["input_ids"], batch["input_mask"], batch["segment_ids"])
+        if not isinstance(produced, tuple):
+            produced = (produced,)
+        batch.update(zip(self.targets.names, (t.detach() for t in produced)))
+        return self.objective(*[batch[n] for n in self.objective.input_names])
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.targets.eval()  # the teacher never uses dropout
+        return self

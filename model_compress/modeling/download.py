@@ -1,0 +1,436 @@
+"""Download, verify and unpack the known snapshots listed in ``models/manifest.json``.
+
+Command line (``run_scripts/download_snapshot.sh`` wraps it)::
+
+    python -m model_compress.modeling.download NAME [DEST] [--from-file ARCHIVE]
+        [--allow-unverified] [--force] [--manifest PATH] [--list]
+
+An archive is fetched to a hidden temporary directory beside DEST, its sha256 checked against the
+manifest, unpacked there with every member checked (no absolute paths, no ``..``, no links or
+files resolving outside the unpack directory, no device files), and only then renamed to DEST.
+Nothing is left behind on failure. When the host cannot be reached the error says what to do.
+This module needs only the standard library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import stat
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_MANIFEST = os.path.join(REPO_ROOT, "models", "manifest.json")
+ARCHIVE_FORMATS = ("tar.gz", "zip")
+FALLBACK_HINT = "or use the default model (python -m model_compress.modeling.pretrained)"
+
+
+class DownloadError(RuntimeError):
+    """A download, verification or unpacking step failed; the message is one line for the user."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Manifest
+# ----------------------------------------------------------------------------------------------------
+def load_manifest(path: str | None = None) -> dict[str, dict[str, Any]]:
+    """Known snapshots by name from the manifest json (``{"snapshots": {name: entry}}``).
+
+    An entry has ``url``, ``sha256`` (64 hex digits, or a placeholder such as ``"UNKNOWN"``),
+    ``format`` (``tar.gz`` or ``zip``), ``size`` (bytes or null), ``description``; optionally
+    ``root`` (folder inside the archive that becomes DEST) and ``direct: false`` for pages that
+    need a browser (those are never fetched automatically).
+    """
+    path = path or DEFAULT_MANIFEST
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except FileNotFoundError:
+        raise DownloadError(f"manifest {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise DownloadError(f"manifest {path} is not valid JSON ({exc})") from None
+    snapshots = raw.get("snapshots") if isinstance(raw, dict) else None
+    if not isinstance(snapshots, dict):
+        raise DownloadError(f"manifest {path} has no 'snapshots' object")
+    for name, entry in snapshots.items():
+        if not isinstance(entry, dict) or not entry.get("url"):
+            raise DownloadError(f"manifest {path}: snapshot {name!r} has no url")
+        if entry.get("direct", True) and entry.get("format") not in ARCHIVE_FORMATS:
+            raise DownloadError(f"manifest {path}: snapshot {name!r} format must be one of {ARCHIVE_FORMATS}")
+    return snapshots
+
+
+def is_verified_sha256(value: Any) -> bool:
+    """True when ``value`` is a real sha256 (64 hex digits), not a placeholder."""
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Fetching
+# ----------------------------------------------------------------------------------------------------
+class _Progress:
+    """A one-line progress display on stderr, redrawn at most a few times a second."""
+
+    def __init__(self, total: int | None, enabled: bool) -> None:
+        self.total, self.enabled, self.done, self.last = total, enabled and sys.stderr.isatty(), 0, 0.0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.enabled and now - self.last > 0.2:
+            self.last = now
+            mb = self.done / 1e6
+            text = f"{mb:8.1f} MB" if not self.total else f"{mb:8.1f} / {self.total / 1e6:.1f} MB"
+            if self.total:
+                text += f" ({100 * self.done / self.total:5.1f}%)"
+            sys.stderr.write(f"\r  downloading {text}")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def _unreachable(name: str, url: str, dest: str, reason: Any) -> DownloadError:
+    host = urllib.parse.urlsplit(url).netloc or url
+    return DownloadError(
+        f"cannot download {name}: {host} is unreachable ({reason}). Download {url} on a machine with "
+        f"internet access and rerun with --from-file ARCHIVE, or unpack it yourself at {dest}, "
+        f"{FALLBACK_HINT}."
+    )
+
+
+def fetch(url: str, out_path: str, timeout: float = 30.0, progress: bool = True) -> str:
+    """Stream ``url`` into ``out_path`` and return the sha256 hex digest of the bytes written.
+
+    Network failures raise ``urllib.error.URLError`` / ``OSError`` for the caller to explain.
+    """
+    digest = hashlib.sha256()
+    request = urllib.request.Request(url, headers={"User-Agent": "model_compress-downloader/1"})
+    with urllib.request.urlopen(request, timeout=timeout) as response, open(out_path, "wb") as out:
+        length = response.headers.get("Content-Length")
+        bar = _Progress(int(length) if length and length.isdigit() else None, progress)
+        try:
+            while True:
+                chunk = response.read(1 << 20)
+                if not chunk:
+                    break
+                out.write(chunk)
+                digest.update(chunk)
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+    return digest.hexdigest()
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Safe unpacking
+# ----------------------------------------------------------------------------------------------------
+def _checked_relpath(name: str, archive: str) -> str:
+    """The member path as a clean relative path, or DownloadError if it is absolute or has ``..``."""
+    cleaned = name.replace("\\", "/")
+    if cleaned.startswith("/") or (len(cleaned) > 1 and cleaned[1] == ":"):
+        raise DownloadError(f"{archive}: refusing member with absolute path {name!r}")
+    parts = [p for p in cleaned.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise DownloadError(f"{archive}: refusing member with '..' in its path {name!r}")
+    return "/".join(parts)
+
+
+def _inside(root: str, path: str) -> bool:
+    root = os.path.realpath(root)
+    path = os.path.realpath(path)
+    return path == root or path.startswith(root + os.sep)
+
+
+def _target(root: str, rel: str, archive: str) -> str:
+    """Absolute destination of ``rel`` after checking that its parent really lies inside ``root``."""
+    target = os.path.join(root, *rel.split("/"))
+    if not _inside(root, os.path.dirname(target)) or (os.path.islink(target) and not _inside(root, target)):
+        raise DownloadError(f"{archive}: refusing member {rel!r}, it resolves outside the destination")
+    return target
+
+
+def _write_stream(source: BinaryIO, target: str, mode: int) -> None:
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if os.path.lexists(target):
+        os.remove(target)
+    with open(target, "wb") as out:
+        shutil.copyfileobj(source, out, 1 << 20)
+    os.chmod(target, 0o644 | (0o111 if mode & 0o111 else 0))
+
+
+def _make_symlink(root: str, rel: str, link: str, archive: str) -> None:
+    if link.startswith("/") or os.path.isabs(link):
+        raise DownloadError(f"{archive}: refusing symlink {rel!r} -> {link!r} (absolute target)")
+    target = _target(root, rel, archive)
+    resolved = os.path.normpath(os.path.join(os.path.dirname(target), link))
+    escape = f"{archive}: refusing symlink {rel!r} -> {link!r}, it points outside the destination"
+    if not _inside(root, resolved):
+        raise DownloadError(escape)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    os.symlink(link, target)
+    if not _inside(root, target):  # a chain of links can still escape: check the real result
+        os.remove(target)
+        raise DownloadError(escape)
+
+
+def _selected(rel: str, prefix: str) -> str | None:
+    """``rel`` relative to the wanted ``prefix`` folder, or None when it lies elsewhere."""
+    if not prefix:
+        return rel
+    if rel == prefix:
+        return ""
+    return rel[len(prefix) + 1 :] if rel.startswith(prefix + "/") else None
+
+
+def _extract_tar(archive: str, root: str, prefix: str) -> int:
+    count = 0
+    with tarfile.open(archive, "r:*") as tar:
+        for member in tar:
+            rel = _selected(_checked_relpath(member.name, archive), prefix)
+            if rel is None:
+                continue
+            if member.isdir():
+                if rel:
+                    os.makedirs(_target(root, rel, archive), exist_ok=True)
+            elif member.issym():
+                _make_symlink(root, rel, member.linkname, archive)
+            elif member.islnk():
+                source = _selected(_checked_relpath(member.linkname, archive), prefix)
+                source_path = _target(root, source, archive) if source else None
+                if not source_path or not os.path.isfile(source_path) or not _inside(root, source_path):
+                    raise DownloadError(
+                        f"{archive}: refusing hard link {member.name!r} -> {member.linkname!r}"
+                    )
+                with open(source_path, "rb") as src:
+                    _write_stream(src, _target(root, rel, archive), member.mode)
+            elif member.isfile():
+                if not rel:
+                    raise DownloadError(f"{archive}: the archive root {prefix!r} is a file, not a folder")
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                with extracted:
+                    _write_stream(extracted, _target(root, rel, archive), member.mode)
+            else:
+                raise DownloadError(f"{archive}: refusing special member {member.name!r} (device or fifo)")
+            count += 1
+    return count
+
+
+def _extract_zip(archive: str, root: str, prefix: str) -> int:
+    count = 0
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            rel = _selected(_checked_relpath(info.filename, archive), prefix)
+            if rel is None:
+                continue
+            mode = info.external_attr >> 16
+            if info.is_dir():
+                if rel:
+                    os.makedirs(_target(root, rel, archive), exist_ok=True)
+            elif stat.S_ISLNK(mode):
+                _make_symlink(root, rel, zf.read(info).decode("utf-8"), archive)
+            else:
+                if not rel:
+                    raise DownloadError(f"{archive}: the archive root {prefix!r} is a file, not a folder")
+                with zf.open(info) as extracted:
+                    _write_stream(extracted, _target(root, rel, archive), mode)
+            count += 1
+    return count
+
+
+def safe_unpack(archive: str, root: str, fmt: str, prefix: str = "") -> int:
+    """Unpack ``archive`` (``tar.gz`` or ``zip``) into the existing directory ``root`` with checks.
+
+    Only members under ``prefix`` (a folder inside the archive) are kept, re-rooted at ``root``.
+    Returns the number of members written; raises DownloadError on the first unsafe member.
+    """
+    prefix = _checked_relpath(prefix, archive) if prefix else ""
+    try:
+        if fmt == "tar.gz":
+            count = _extract_tar(archive, root, prefix)
+        elif fmt == "zip":
+            count = _extract_zip(archive, root, prefix)
+        else:
+            raise DownloadError(f"unsupported archive format {fmt!r}; expected one of {ARCHIVE_FORMATS}")
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
+        raise DownloadError(f"{archive}: not a valid {fmt} archive ({exc})") from None
+    if count == 0:
+        raise DownloadError(f"{archive}: nothing to unpack{f' under {prefix!r}' if prefix else ''}")
+    return count
+
+
+def detect_archive_format(path: str) -> str | None:
+    """``"zip"`` or ``"tar.gz"`` (any tar tarfile reads) by content, None for anything else."""
+    if zipfile.is_zipfile(path):
+        return "zip"
+    try:
+        return "tar.gz" if tarfile.is_tarfile(path) else None
+    except OSError:
+        return None
+
+
+def _single_top_dir(root: str) -> str:
+    """``root`` itself, or its only entry when the archive wrapped everything in one folder."""
+    entries = os.listdir(root)
+    if len(entries) == 1:
+        only = os.path.join(root, entries[0])
+        if os.path.isdir(only) and not os.path.islink(only):
+            return only
+    return root
+
+
+# ----------------------------------------------------------------------------------------------------
+# The whole job
+# ----------------------------------------------------------------------------------------------------
+def _iter_names(manifest: dict[str, dict[str, Any]]) -> Iterator[str]:
+    yield from sorted(manifest)
+
+
+def download_snapshot(
+    name: str,
+    dest: str | None = None,
+    *,
+    manifest_path: str | None = None,
+    from_file: str | None = None,
+    allow_unverified: bool = False,
+    force: bool = False,
+    timeout: float = 30.0,
+    progress: bool = True,
+) -> str:
+    """Fetch (or take ``from_file``), verify and unpack snapshot ``name`` to ``dest``; return ``dest``.
+
+    ``dest`` defaults to ``models/<name>`` under the repository. An existing non-empty ``dest`` is
+    kept (returned as is) unless ``force``. Entries without a known sha256 are refused unless
+    ``allow_unverified``; entries marked ``direct: false`` are never fetched (the message tells
+    where to get them by hand). Raises DownloadError with a one-line message on any failure, and
+    leaves neither ``dest`` nor temporary files behind.
+    """
+    manifest = load_manifest(manifest_path)
+    if name not in manifest:
+        raise DownloadError(f"unknown snapshot {name!r}; known: {', '.join(_iter_names(manifest))}")
+    entry = manifest[name]
+    dest = dest or os.path.join(REPO_ROOT, "models", name)
+    url = entry["url"]
+    if os.path.isdir(dest) and os.listdir(dest) and not force:
+        print(f"{name} is already present at {dest} (use --force to replace it)", file=sys.stderr)
+        return dest
+    if os.path.lexists(dest) and not os.path.isdir(dest):
+        raise DownloadError(f"{dest} exists and is not a directory")
+    if not entry.get("direct", True) and from_file is None:
+        raise DownloadError(
+            f"{name} cannot be fetched automatically: open {url} in a browser ({entry.get('note', '')}), "
+            f"then rerun with --from-file ARCHIVE or unpack it yourself at {dest}, {FALLBACK_HINT}."
+        )
+    fmt = entry.get("format")
+    if fmt not in ARCHIVE_FORMATS and from_file is not None:
+        fmt = detect_archive_format(from_file)
+    if fmt not in ARCHIVE_FORMATS:
+        raise DownloadError(f"{name}: archive format {fmt!r} is unknown; unpack it yourself at {dest}")
+    expected = entry.get("sha256")
+    if not is_verified_sha256(expected) and not allow_unverified:
+        raise DownloadError(
+            f"{name}: the manifest has no verified sha256 ({expected!r}); rerun with --allow-unverified "
+            f"to accept an unchecked archive, {FALLBACK_HINT}"
+        )
+    parent = os.path.dirname(os.path.abspath(dest))
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(dest))}.download-", dir=parent)
+    try:
+        if from_file is not None:
+            if not os.path.isfile(from_file):
+                raise DownloadError(f"--from-file {from_file} does not exist")
+            archive, digest = from_file, sha256_file(from_file)
+        else:
+            archive = os.path.join(work, "archive")
+            try:
+                digest = fetch(url, archive, timeout=timeout, progress=progress)
+            except urllib.error.HTTPError as exc:
+                raise DownloadError(
+                    f"cannot download {name}: {url} answered HTTP {exc.code} {exc.reason}"
+                ) from None
+            except urllib.error.URLError as exc:
+                raise _unreachable(name, url, dest, exc.reason) from None
+            except (TimeoutError, ConnectionError) as exc:
+                raise _unreachable(name, url, dest, exc or "timed out") from None
+        if is_verified_sha256(expected) and digest.lower() != expected.lower():
+            raise DownloadError(
+                f"{name}: sha256 mismatch (got {digest}, manifest says {expected}); refusing the archive"
+            )
+        unpacked = os.path.join(work, "unpacked")
+        os.makedirs(unpacked)
+        safe_unpack(archive, unpacked, fmt, entry.get("root", ""))
+        ready = unpacked if entry.get("root") else _single_top_dir(unpacked)
+        if os.path.lexists(dest):
+            old = os.path.join(work, "old")
+            os.rename(dest, old)
+            try:
+                os.rename(ready, dest)
+            except BaseException:
+                os.rename(old, dest)
+                raise
+        else:
+            os.rename(ready, dest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Download, verify and unpack a known model snapshot.")
+    parser.add_argument("name", nargs="?", help="snapshot name from the manifest (see --list)")
+    parser.add_argument("dest", nargs="?", help="target directory (default: models/NAME)")
+    parser.add_argument("--from-file", help="use an archive downloaded by hand instead of fetching")
+    parser.add_argument(
+        "--allow-unverified", action="store_true", help="accept an archive whose sha256 is unknown"
+    )
+    parser.add_argument("--force", action="store_true", help="replace DEST if it already exists")
+    parser.add_argument("--manifest", help=f"manifest json (default {DEFAULT_MANIFEST})")
+    parser.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds")
+    parser.add_argument("--list", action="store_true", help="list the known snapshots and exit")
+    args = parser.parse_args(argv)
+    try:
+        if args.list or not args.name:
+            for key, entry in sorted(load_manifest(args.manifest).items()):
+                verified = "sha256 ok" if is_verified_sha256(entry.get("sha256")) else "sha256 UNKNOWN"
+                manual = "" if entry.get("direct", True) else ", manual download"
+                print(f"{key}: {entry.get('description', '')} [{verified}{manual}]")
+            return 0 if args.list else 2
+        dest = download_snapshot(
+            args.name,
+            args.dest,
+            manifest_path=args.manifest,
+            from_file=args.from_file,
+            allow_unverified=args.allow_unverified,
+            force=args.force,
+            timeout=args.timeout,
+        )
+    except DownloadError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    print(os.path.abspath(dest))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

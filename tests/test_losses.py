@@ -1,0 +1,92 @@
+"""Distillation losses against direct numpy computations of the formulas in docs/algorithms.md."""
+
+import numpy as np
+import oneflow as flow
+import pytest
+
+from model_compress.distill import losses
+from model_compress.distill.mapping import parse_layer_list, pkd_mapping, uniform_mapping
+
+
+def np_log_softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+@pytest.fixture
+def logits():
+    rs = np.random.RandomState(3)
+    return rs.randn(5, 3).astype("float32") * 2, rs.randn(5, 3).astype("float32") * 3, rs.randint(0, 3, 5)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 5.0])
+def test_soft_label_loss_is_t_squared_kl(logits, temperature):
+    zs, zt, _ = logits
+    lt, ls = np_log_softmax(zt / temperature), np_log_softmax(zs / temperature)
+    expected = temperature**2 * (np.exp(lt) * (lt - ls)).sum(-1).mean()
+    got = losses.soft_label_loss(flow.tensor(zs), flow.tensor(zt), temperature).numpy()
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("alpha,temperature", [(0.0, 1.0), (0.2, 5.0), (0.5, 2.0), (1.0, 3.0)])
+def test_vanilla_kd_mixes_hard_and_soft(logits, alpha, temperature):
+    zs, zt, y = logits
+    ce = -np_log_softmax(zs)[np.arange(5), y].mean()
+    lt, ls = np_log_softmax(zt / temperature), np_log_softmax(zs / temperature)
+    kl = (np.exp(lt) * (lt - ls)).sum(-1).mean()
+    expected = (1 - alpha) * ce + alpha * temperature**2 * kl
+    got = losses.vanilla_kd_loss(
+        flow.tensor(zs), flow.tensor(zt), flow.tensor(y.astype("int64")), temperature, alpha
+    ).numpy()
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_soft_loss_zero_when_student_equals_teacher(logits):
+    zs, _, _ = logits
+    assert float(losses.soft_label_loss(flow.tensor(zs), flow.tensor(zs), 4.0).numpy()) == pytest.approx(0, abs=1e-6)
+
+
+def test_patient_loss_normalises_states():
+    rs = np.random.RandomState(0)
+    hs, ht = rs.randn(4, 2, 8).astype("float32"), rs.randn(4, 2, 8).astype("float32")
+    ns = hs / np.linalg.norm(hs, axis=-1, keepdims=True)
+    nt = ht / np.linalg.norm(ht, axis=-1, keepdims=True)
+    expected = ((ns - nt) ** 2).sum(-1).sum(-1).mean()
+    got = losses.normalized_state_distance(flow.tensor(hs), flow.tensor(ht)).numpy()
+    assert got == pytest.approx(expected, rel=1e-5)
+    # scale invariance: only directions matter
+    scaled = losses.normalized_state_distance(flow.tensor(hs * 7.0), flow.tensor(ht * 0.1)).numpy()
+    assert scaled == pytest.approx(expected, rel=1e-5)
+
+
+def test_soft_cross_entropy_and_mse_per_example():
+    rs = np.random.RandomState(1)
+    zs, zt = rs.randn(3, 4).astype("float32"), rs.randn(3, 4).astype("float32")
+    pt = np.exp(np_log_softmax(zt / 2))
+    expected = -(pt * np_log_softmax(zs / 2)).sum(-1)
+    got = losses.soft_cross_entropy_per_example(flow.tensor(zs), flow.tensor(zt), 2.0).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    a, b = rs.randn(3, 2, 5).astype("float32"), rs.randn(3, 2, 5).astype("float32")
+    np.testing.assert_allclose(losses.mse_per_example(flow.tensor(a), flow.tensor(b)).numpy(),
+                               ((a - b) ** 2).reshape(3, -1).mean(-1), rtol=1e-5)
+
+
+def test_pkd_mappings():
+    assert pkd_mapping(6, 12, "skip") == [(1, 2), (2, 4), (3, 6), (4, 8), (5, 10)]
+    assert pkd_mapping(6, 12, "last") == [(1, 7), (2, 8), (3, 9), (4, 10), (5, 11)]
+    assert pkd_mapping(3, 6, "skip") == [(1, 2), (2, 4)]
+    assert pkd_mapping(3, 6, "last") == [(1, 4), (2, 5)]
+    assert uniform_mapping(3, 12) == [(0, 0), (1, 4), (2, 8), (3, 12)]
+    with pytest.raises(ValueError, match="skip"):
+        pkd_mapping(3, 6, "middle")
+    with pytest.raises(ValueError, match="cannot map"):
+        pkd_mapping(7, 6, "skip")
+
+
+@pytest.mark.parametrize("text,message", [
+    ("2,6,12", "outside 0..11"), ("2,2,6", "duplicate"), ("6,2", "increasing"), ("a,b", "integer"), ("", "empty"),
+])
+def test_layer_list_rejects_bad_input(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_layer_list(text, 12)
+    assert parse_layer_list("2, 6,10", 12) == [2, 6, 10]
