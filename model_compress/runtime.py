@@ -125,3 +125,13 @@ def require_oneflow():
 
 
 prepare()
+
+
+def run_entry(module: str, function: str, caller: str) -> None:
+    """Body of every entry script: check OneFlow, then call `module.function()` when run as a script."""
+    if caller != "__main__":
+        return
+    require_oneflow()
+    import importlib
+
+    getattr(importlib.import_module(module), function)()

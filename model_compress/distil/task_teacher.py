@@ -1,13 +1,9 @@
-"""Fine-tune a teacher classifier (seed: task_teacher.py)."""
+"""Fine-tune, evaluate or export the logits of a teacher classifier."""
 
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from model_compress.runtime import require_oneflow  # noqa: E402
+from model_compress.runtime import run_entry  # noqa: E402
 
-require_oneflow()
-from model_compress.jobs.teacher import main  # noqa: E402
-
-if __name__ == "__main__":
-    main()
+run_entry("model_compress.jobs.teacher", "main", __name__)

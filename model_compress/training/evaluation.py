@@ -21,16 +21,22 @@ class Predictor:
         self.eager = eager
         self._step = None
 
-    def outputs(self, source, epoch: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
-        """(stacked outputs, stacked batch features as numpy, seconds spent in the model)."""
+    def outputs(self, source, epoch: int = 0) -> tuple:
+        """(stacked outputs, stacked batch features as numpy, seconds spent in the model).
+
+        A module returning a tuple gives a list of stacked arrays, one per output.
+        """
         if self._step is None:
             self._step = make_eval_step(self.module, eager=self.eager)
         self.module.eval()
         chunks, features, seconds = [], {}, 0.0
-        for batch in source.epoch(epoch):
+        source.set_epoch(epoch)
+        for batch in source:
             inputs = [distributed.replicate_tensor(batch[n]) for n in self.input_names]
             start = time.perf_counter()
-            out = distributed.to_local_numpy(self._step(*inputs))
+            out = self._step(*inputs)
+            out = [distributed.to_local_numpy(t) for t in out] if isinstance(out, tuple) else \
+                distributed.to_local_numpy(out)
             seconds += time.perf_counter() - start
             chunks.append(out)
             for name, tensor in batch.items():
@@ -38,6 +44,8 @@ class Predictor:
         if not chunks:
             raise ValueError("the evaluation set is empty")
         stacked = {name: np.concatenate(parts) for name, parts in features.items()}
+        if isinstance(chunks[0], list):
+            return [np.concatenate(parts) for parts in zip(*chunks)], stacked, seconds
         return np.concatenate(chunks), stacked, seconds
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import oneflow as flow
@@ -23,11 +23,13 @@ from model_compress.training.optim import build_optimizer, build_scheduler
 
 
 class BatchSource(Protocol):
-    """Anything that yields the batches of one epoch as dicts of feature name -> tensor."""
+    """Batches of one epoch per `iter()`, as dicts of feature name -> tensor (OFRecordLoader's shape)."""
 
-    num_batches: int
+    def __len__(self) -> int: ...
 
-    def epoch(self, index: int) -> Iterable[dict[str, flow.Tensor]]: ...
+    def set_epoch(self, epoch: int) -> None: ...
+
+    def __iter__(self) -> Iterator[dict[str, flow.Tensor]]: ...
 
 
 @dataclasses.dataclass
@@ -60,7 +62,8 @@ def _batches(source: BatchSource, total_steps: int) -> Iterator[tuple[int, dict]
     """(epoch, batch) pairs until `total_steps` batches were produced."""
     produced, epoch = 0, 0
     while produced < total_steps:
-        for batch in source.epoch(epoch):
+        source.set_epoch(epoch)
+        for batch in source:
             yield epoch, batch
             produced += 1
             if produced >= total_steps:
@@ -82,7 +85,7 @@ def train(
     a snapshot; `snapshot_name(metrics)` names it (the seeds' `snapshot_best...` conventions).
     """
     names = list(objective.input_names)
-    steps_per_epoch = train_source.num_batches
+    steps_per_epoch = len(train_source)
     if steps_per_epoch <= 0:
         raise ValueError("the training set yields no batch: check --train_example_num and the batch size")
     total_steps = config.max_steps or max(1, int(round(config.num_epochs * steps_per_epoch)))

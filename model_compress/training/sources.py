@@ -34,11 +34,19 @@ class ArrayBatches:
         self.drop_last = drop_last
         full, rest = divmod(self.size, batch_size)
         self.num_batches = full if drop_last or not rest else full + 1
+        self._epoch = 0
 
-    def epoch(self, index: int) -> Iterator[dict[str, flow.Tensor]]:
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[dict[str, flow.Tensor]]:
         order = np.arange(self.size)
         if self.shuffle:
-            np.random.RandomState(self.seed + index).shuffle(order)
+            np.random.RandomState(self.seed + self._epoch).shuffle(order)
+        self._epoch += 1
         for b in range(self.num_batches):
             take = order[b * self.batch_size : (b + 1) * self.batch_size]
             yield {name: flow.tensor(np.ascontiguousarray(a[take])) for name, a in self.arrays.items()}
@@ -50,10 +58,15 @@ class WithCachedTargets:
     def __init__(self, source, cached: dict[str, np.ndarray]) -> None:
         self.source = source
         self.cached = cached
-        self.num_batches = source.num_batches
 
-    def epoch(self, index: int) -> Iterator[dict[str, flow.Tensor]]:
-        for batch in self.source.epoch(index):
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.source.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[dict[str, flow.Tensor]]:
+        for batch in self.source:
             if "idxs" not in batch:
                 raise KeyError("batches need an `idxs` feature to join cached teacher outputs")
             rows = batch["idxs"].numpy().reshape(-1).astype(np.int64)

@@ -1,0 +1,152 @@
+"""Teacher knowledge computed once per (teacher, dataset, settings) and reused from disk.
+
+Two forms:
+- the logits file of the EasyNLP convention: one line per training row, in file order, values
+  comma separated (`write_logits_file` / `read_logits_file`);
+- a cache directory of .npy arrays (logits, [CLS] states, ...) per example index, memory-mapped on
+  read, keyed by a hash of the teacher snapshot, the split's content and what was asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+
+class TeacherFileError(ValueError):
+    """A teacher logits file that does not fit the training data."""
+
+
+def write_logits_file(path: str, logits: np.ndarray) -> None:
+    """One line per row, comma separated, written atomically."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in np.asarray(logits, dtype=np.float64):
+            f.write(",".join(f"{v:.7g}" for v in row) + "\n")
+    os.replace(tmp, path)
+
+
+def read_logits_file(path: str, expected_rows: int, num_labels: int) -> np.ndarray:
+    """Parse a logits file and check it has one row per training example and one value per label."""
+    if not os.path.isfile(path):
+        raise TeacherFileError(f"{path}: teacher logits file not found (export it with --export_logits)")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            text = line.strip()
+            if not text:
+                continue
+            parts = text.split(",")
+            if len(parts) != num_labels:
+                raise TeacherFileError(
+                    f"{path}, line {number}: {len(parts)} logits but the task has {num_labels} labels"
+                )
+            try:
+                rows.append([float(p) for p in parts])
+            except ValueError:
+                raise TeacherFileError(f"{path}, line {number}: not a number in {text[:60]!r}") from None
+    if len(rows) != expected_rows:
+        raise TeacherFileError(
+            f"{path}: {len(rows)} rows of logits but the training set has {expected_rows} examples "
+            "(export the logits again for this training file and --train_example_num)"
+        )
+    return np.asarray(rows, dtype=np.float32)
+
+
+def snapshot_fingerprint(snapshot_dir: str) -> str:
+    """Identifies a snapshot's content cheaply: names, sizes and mtimes of its files."""
+    entries = []
+    for root, _, files in os.walk(snapshot_dir):
+        for name in sorted(files):
+            st = os.stat(os.path.join(root, name))
+            entries.append(f"{os.path.relpath(os.path.join(root, name), snapshot_dir)}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()[:16]
+
+
+def cache_key(teacher_dir: str, split_meta: dict, spec: dict) -> str:
+    raw = json.dumps(
+        {"teacher": snapshot_fingerprint(teacher_dir), "split": split_meta.get("source_hash"),
+         "seq": split_meta.get("seq_length"), "count": split_meta.get("count"), "spec": spec},
+        sort_keys=True,
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()[:20]
+
+
+def load_cache(directory: str) -> dict[str, np.ndarray] | None:
+    """Arrays of a complete cache directory (memory-mapped), or None when absent."""
+    index = os.path.join(directory, "index.json")
+    if not os.path.isfile(index):
+        return None
+    with open(index, encoding="utf-8") as f:
+        names = json.load(f)["arrays"]
+    return {name: np.load(os.path.join(directory, f"{name}.npy"), mmap_mode="r") for name in names}
+
+
+def save_cache(directory: str, arrays: dict[str, np.ndarray], info: dict) -> None:
+    """Write arrays + index.json into a temp dir and rename it into place (never half a cache)."""
+    parent = os.path.dirname(os.path.abspath(directory))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    try:
+        for name, array in arrays.items():
+            np.save(os.path.join(tmp, f"{name}.npy"), np.ascontiguousarray(array))
+        with open(os.path.join(tmp, "index.json"), "w", encoding="utf-8") as f:
+            json.dump({"arrays": sorted(arrays), **info}, f, indent=2)
+        if os.path.isdir(directory):
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def compute_teacher_outputs(
+    teacher, source, cls_layers=(), hidden_layers=(), eager: bool = False
+) -> dict[str, np.ndarray]:
+    """Run the frozen teacher once over `source` (eval order) -> arrays indexed by example index."""
+    from model_compress.distill.objectives import TeacherTargets
+    from model_compress.training.evaluation import Predictor
+
+    targets = TeacherTargets(teacher, cls_layers, hidden_layers)
+    outputs, features, _ = Predictor(targets, eager=eager).outputs(source)
+    if not isinstance(outputs, list):
+        outputs = [outputs]
+    order = features["idxs"].reshape(-1).astype(np.int64)
+    arrays = {}
+    for name, values in zip(targets.names, outputs):
+        placed = np.empty_like(values)
+        placed[order] = values
+        arrays[name] = placed
+    return arrays
+
+
+def cached_teacher_outputs(
+    teacher_dir: str,
+    teacher,
+    source,
+    split_meta: dict,
+    cache_root: str,
+    cls_layers=(),
+    hidden_layers=(),
+    eager: bool = False,
+    refresh: bool = False,
+) -> tuple[dict[str, np.ndarray], str, bool]:
+    """Teacher outputs for a split from `cache_root`, computing and storing them on a miss.
+
+    Returns (arrays, cache directory, whether it was a cache hit).
+    """
+    spec = {"cls_layers": list(cls_layers), "hidden_layers": list(hidden_layers)}
+    directory = os.path.join(cache_root, cache_key(teacher_dir, split_meta, spec))
+    if not refresh:
+        found = load_cache(directory)
+        if found is not None:
+            return found, directory, True
+    arrays = compute_teacher_outputs(teacher, source, cls_layers, hidden_layers, eager)
+    save_cache(directory, arrays, {"teacher": os.path.abspath(teacher_dir), **spec})
+    return load_cache(directory), directory, False

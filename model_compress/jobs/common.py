@@ -1,0 +1,256 @@
+"""Pieces every job shares: models from snapshots, task data as OFRecord loaders, results files."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import re
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+import oneflow as flow
+
+from model_compress.cli import fail
+from model_compress.data.loader import OFRecordLoader
+from model_compress.data.ofrecord import ensure_ofrecord_split
+from model_compress.data.processors import DataFormatError, DataProcessor, InputExample, get_processor
+from model_compress.data.tokenization import FullTokenizer
+from model_compress.modeling.bert import BertForSequenceClassification, count_parameters, parameter_mib
+from model_compress.modeling.checkpoint import load_snapshot, load_state_into, save_snapshot
+from model_compress.modeling.config import BertConfig
+from model_compress.modeling.pretrained import ensure_default_snapshot
+from model_compress.training import distributed
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_MODEL = "default"
+
+
+def resolve_model_dir(path: str | None) -> str:
+    """`None`/'default' -> the default pretrained snapshot (built on first use), else the path as given."""
+    if not path or path == DEFAULT_MODEL:
+        return ensure_default_snapshot(os.path.join(REPO_ROOT, "models"))
+    if not os.path.exists(path):
+        fail(f"model directory {path} does not exist")
+    return path
+
+
+def find_vocab(model_dir: str, vocab_file: str | None) -> str:
+    """The vocab given on the command line, else the one stored beside the model."""
+    if vocab_file:
+        if not os.path.isfile(vocab_file):
+            fail(f"--vocab_file {vocab_file} does not exist")
+        return vocab_file
+    beside = os.path.join(model_dir, "vocab.txt")
+    if os.path.isfile(beside):
+        return beside
+    fail(f"no vocab.txt in {model_dir}: pass --vocab_file")
+    raise AssertionError
+
+
+_STUDENT_KEY = re.compile(r"^(?:.*\.)?student\.(.+)$")
+
+
+def classifier_state(state: dict) -> dict:
+    """HF-keyed classifier tensors from a snapshot that may hold a whole distillation objective.
+
+    Objective snapshots nest the student under `student.` (possibly below a wrapper such as
+    `objective.student.`); teacher tensors and projections are left out.
+    """
+    student = {}
+    for key, value in state.items():
+        match = _STUDENT_KEY.match(key)
+        if match:
+            student[match.group(1)] = value
+    return student or state
+
+
+def load_classifier(
+    model_dir: str, num_labels: int, config_changes: dict | None = None, verbose: bool = True
+) -> tuple[BertForSequenceClassification, BertConfig, dict]:
+    """A BertForSequenceClassification from any snapshot format, with a fresh head if labels differ."""
+    try:
+        state, config, meta = load_snapshot(model_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    if config is None:
+        fail(f"{model_dir} has no config (config.json / snapshot.json); cannot build the model")
+    state = classifier_state(state)
+    config = config.replace(num_labels=num_labels, **(config_changes or {}))
+    head = state.get("classifier.weight")
+    if head is not None and tuple(head.shape) != (num_labels, config.hidden_size):
+        print(f"[model] {model_dir}: classifier has {head.shape[0]} labels, task has {num_labels}: new head",
+              file=sys.stderr)
+        state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+    model = BertForSequenceClassification(config)
+    report = load_state_into(model, state, verbose=False)
+    if verbose and distributed.rank() == 0:
+        print(f"[model] {model_dir}: {report.summary()}", file=sys.stderr)
+    return model, config, meta
+
+
+def model_summary(model: flow.nn.Module) -> dict[str, float]:
+    return {"parameters": count_parameters(model), "model_size_mib": round(parameter_mib(model), 3)}
+
+
+@dataclasses.dataclass
+class TaskData:
+    """A task's processor, tokenizer and examples per split, turned into OFRecord loaders on demand."""
+
+    processor: DataProcessor
+    tokenizer: FullTokenizer
+    data_dir: str
+    seq_length: int
+    resave: bool
+    examples: dict
+
+    @property
+    def labels(self) -> list[str]:
+        return self.processor.get_labels()
+
+    def split(self, name: str, with_domain: bool = False, weights: Sequence[float] | None = None):
+        """Build (or reuse) the OFRecord files of a split; one rank builds, the others wait."""
+        info = None
+        if distributed.rank() == 0:
+            domains = self.processor.get_domains() if with_domain else None
+            try:
+                info = ensure_ofrecord_split(
+                    self.examples[name], self.data_dir, name, self.tokenizer, self.seq_length,
+                    self.labels, domain_list=domains, resave=self.resave, weights=weights,
+                )
+            except ValueError as exc:
+                fail(f"{self.data_dir} ({name}): {exc}")
+        distributed.barrier()
+        return info.directory if info else os.path.join(self.data_dir, "ofrecord", name)
+
+    def loader(self, name: str, batch_size: int, train: bool, seed: int, **kwargs) -> OFRecordLoader:
+        directory = self.split(name, kwargs.pop("with_domain", False), kwargs.pop("weights", None))
+        return OFRecordLoader(directory, batch_size, train=train, seed=seed, **kwargs)
+
+
+def load_task_data(args, vocab_file: str, splits: Sequence[str] = ("train", "dev")) -> TaskData:
+    """Read the task's text files (with the seeds' example-count limits) and the tokenizer."""
+    try:
+        processor = get_processor(args.task_name)
+    except (KeyError, ValueError) as exc:
+        fail(str(exc).strip("'\""))
+    if not os.path.isdir(args.data_dir):
+        fail(f"--data_dir {args.data_dir} does not exist")
+    limits = {"train": args.train_example_num, "dev": args.dev_example_num or args.eval_example_num,
+              "test": args.eval_example_num}
+    examples: dict[str, list[InputExample]] = {}
+    try:
+        for split in splits:
+            rows = processor.get_examples(args.data_dir, split)
+            if limits.get(split):
+                rows = rows[: limits[split]]
+            if not rows:
+                fail(f"{args.data_dir}: the {split} split has no examples")
+            examples[split] = rows
+    except (DataFormatError, FileNotFoundError) as exc:
+        fail(str(exc))
+    tokenizer = FullTokenizer(vocab_file, do_lower_case=args.do_lower_case)
+    return TaskData(processor, tokenizer, args.data_dir, args.seq_length, args.resave_ofrecord, examples)
+
+
+def default_output_dir(args, job: str) -> str:
+    if args.model_save_dir:
+        return args.model_save_dir
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
+    return os.path.join("output", f"{job}-{args.task_name}-{stamp}")
+
+
+def save_classifier(
+    model: flow.nn.Module, path: str, config: BertConfig, vocab_file: str, meta: dict
+) -> str:
+    """A classifier snapshot (model weights, config, vocab, meta) written atomically."""
+    return save_snapshot(model, path, config=config, meta=meta, extra_files={"vocab.txt": vocab_file})
+
+
+def flags_of(args) -> dict:
+    return {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool)) or v is None}
+
+
+def write_results(path_dir: str, metrics: dict, args, model: flow.nn.Module, snapshot: str | None,
+                  extra: dict | None = None, name: str = "results_eval.json") -> str:
+    """results_eval.json: metrics, model size and throughput, task, snapshot and flags."""
+    os.makedirs(path_dir, exist_ok=True)
+    payload = {
+        "task": args.task_name,
+        **{k: v for k, v in metrics.items()},
+        **model_summary(model),
+        "snapshot": snapshot,
+        "flags": flags_of(args),
+        **(extra or {}),
+    }
+    path = os.path.join(path_dir, name)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2, default=_json_default)
+    os.replace(tmp, path)
+    return path
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return str(value)
+
+
+def loop_config(args, output_dir: str, metric: str = "accuracy"):
+    from model_compress.training.loop import LoopConfig
+
+    return LoopConfig(
+        num_epochs=args.num_epochs,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay_rate,
+        warmup_proportion=args.warmup_proportion,
+        clip_grad_norm=args.clip_grad_norm,
+        eval_every_step_num=args.eval_every_step_num,
+        metric=metric,
+        eager=args.eager,
+        output_dir=output_dir,
+        max_steps=args.max_steps,
+    )
+
+
+def fit_classifier(
+    args,
+    objective: flow.nn.Module,
+    model: BertForSequenceClassification,
+    train_source,
+    dev_source,
+    vocab_file: str,
+    output_dir: str,
+    snapshot_name=lambda metrics: "snapshot_best",
+    save_module: flow.nn.Module | None = None,
+    meta: dict | None = None,
+):
+    """Train `objective`, evaluating `model` on `dev_source`; snapshots hold `save_module` (default model)."""
+    from model_compress.training.evaluation import Predictor, evaluate_classifier
+    from model_compress.training.loop import train
+    from model_compress.training.objectives import ClassifierLogits
+
+    predictor = Predictor(ClassifierLogits(model), eager=args.eager)
+    to_save = save_module if save_module is not None else model
+
+    def save(path: str, metrics: dict) -> None:
+        save_classifier(to_save, path, model.config, vocab_file,
+                        {"task": args.task_name, "labels": None, **(meta or {}), **metrics})
+
+    return train(objective, train_source, lambda: evaluate_classifier(predictor, dev_source), save,
+                 snapshot_name, loop_config(args, output_dir))
+
+
+def evaluate_snapshot(args, snapshot: str, data: TaskData, split: str = "dev") -> tuple[dict, flow.nn.Module]:
+    """Metrics and throughput of a snapshot on one split (nn.Graph unless --eager)."""
+    from model_compress.training.evaluation import Predictor, evaluate_classifier
+    from model_compress.training.objectives import ClassifierLogits
+
+    model, _, _ = load_classifier(snapshot, len(data.labels))
+    model = distributed.setup_model(model, args.device)
+    source = data.loader(split, args.eval_batch_size_per_device, train=False, seed=args.seed,
+                         rank=0, world_size=1)
+    return evaluate_classifier(Predictor(ClassifierLogits(model), eager=args.eager), source), model

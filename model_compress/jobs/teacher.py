@@ -1,0 +1,92 @@
+"""Teacher fine-tuning, evaluation and logits export (entry: model_compress/distil/task_teacher.py).
+
+    python model_compress/distil/task_teacher.py --task_name senti --data_dir data/SENTI \
+        --do_train --do_eval --model_save_dir output/teacher
+    python model_compress/distil/task_teacher.py --task_name senti --data_dir data/SENTI \
+        --model_load_dir output/teacher/snapshot_best --export_logits output/teacher/logits.tsv
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from model_compress.cli import add_data_args, add_train_args, fail, normalise_aliases, seed_everything
+from model_compress.distill.teacher_cache import write_logits_file
+from model_compress.jobs.common import (
+    evaluate_snapshot,
+    find_vocab,
+    fit_classifier,
+    load_classifier,
+    load_task_data,
+    resolve_model_dir,
+    write_results,
+)
+from model_compress.training import distributed
+from model_compress.training.evaluation import Predictor
+from model_compress.training.objectives import ClassificationObjective, ClassifierLogits
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Fine-tune, evaluate or export logits of a teacher classifier.")
+    parser.add_argument("--model_load_dir", default="default",
+                        help="snapshot to start from (project, legacy OneFlow or HF dir; default: all-MiniLM-L6-v2)")
+    add_data_args(parser)
+    add_train_args(parser, epochs=3, lr=5e-5)
+    parser.add_argument("--export_logits", default=None,
+                        help="write the teacher's logits on --export_split to this file (one line per row)")
+    parser.add_argument("--export_split", default="train", help="split whose logits --export_logits writes")
+    parser.add_argument("--eval_split", default="dev", help="split --do_eval reports on")
+    return parser
+
+
+def export_logits(args, snapshot: str, data, path: str) -> None:
+    """Teacher logits for every row of a split, in file order (EasyNLP's predict mode)."""
+    model, _, _ = load_classifier(snapshot, len(data.labels))
+    model = distributed.setup_model(model, args.device)
+    source = data.loader(args.export_split, args.eval_batch_size_per_device, train=False, seed=args.seed,
+                         rank=0, world_size=1)
+    logits, features, _ = Predictor(ClassifierLogits(model), eager=args.eager).outputs(source)
+    order = features["idxs"].reshape(-1)
+    ordered = logits.copy()
+    ordered[order] = logits
+    if distributed.rank() == 0:
+        write_logits_file(path, ordered)
+        print(f"[teacher] wrote {len(ordered)} rows of logits to {path}")
+
+
+def run(args) -> dict:
+    seed_everything(args.seed)
+    model_dir = resolve_model_dir(args.model_load_dir)
+    vocab = find_vocab(model_dir, args.vocab_file)
+    splits = sorted({"train", args.eval_split} | ({args.export_split} if args.export_logits else set()))
+    data = load_task_data(args, vocab, splits)
+    output_dir = args.model_save_dir or os.path.join("output", f"teacher-{args.task_name}")
+    snapshot = model_dir
+    result = {}
+    if args.do_train:
+        model, config, _ = load_classifier(model_dir, len(data.labels))
+        model = distributed.setup_model(model, args.device)
+        train_source = data.loader("train", args.batch_size_per_device, train=True, seed=args.seed)
+        dev_source = data.loader(args.eval_split, args.eval_batch_size_per_device, train=False,
+                                 seed=args.seed, rank=0, world_size=1)
+        loop = fit_classifier(args, ClassificationObjective(model), model, train_source, dev_source, vocab,
+                              output_dir, meta={"labels": data.labels, "role": "teacher"})
+        snapshot = loop.best_snapshot
+        result["train"] = loop
+    if args.do_eval:
+        metrics, model = evaluate_snapshot(args, snapshot, data, args.eval_split)
+        if distributed.rank() == 0:
+            path = write_results(args.result_dir or output_dir, metrics, args, model, snapshot)
+            print(f"[teacher] {args.eval_split} accuracy {metrics['accuracy']:.4f}; results in {path}")
+        result["eval"] = metrics
+    if args.export_logits:
+        export_logits(args, snapshot, data, args.export_logits)
+    if not (args.do_train or args.do_eval or args.export_logits):
+        fail("nothing to do: pass --do_train, --do_eval and/or --export_logits")
+    result["snapshot"] = snapshot
+    return result
+
+
+def main(argv=None) -> None:
+    run(normalise_aliases(build_parser().parse_args(argv)))
