@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The main job on the shipped default, end to end (sets the environment up first if needed):
+#   1. fine-tune the teacher (default pretrained all-MiniLM-L6-v2, 6 layers) on the shipped SST-2-style set
+#   2. build a 3-layer student from teacher layers 1,3,5 (BERT-PKD initialisation)
+#   3. distil it with BERT-PKD (soft labels + normalised [CLS] patient loss, PKD-Skip)
+#   4. train the same-size student without a teacher (pretrained layers 1,3,5, hard labels only)
+#   5. print teacher vs students: dev accuracy, parameters, MiB, eval samples/s, speed-up
+# Variables: OUT=output/demo  EPOCHS=3  SEQ_LENGTH=32  DATA_ROOT=data/glue_data  dataset=SST-2
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+OUT=${OUT:-output/demo}
+DATA_ROOT=${DATA_ROOT:-data/glue_data}
+dataset=${dataset:-SST-2}
+EPOCHS=${EPOCHS:-3}
+SEQ=${SEQ_LENGTH:-32}
+DATA="$DATA_ROOT/$dataset"
+START=$(date +%s)
+if [ ! -f "$DATA/train.tsv" ]; then
+    echo "[demo] $DATA/train.tsv missing: regenerating the shipped data"
+    "$PYTHON" -m model_compress.data.synthetic --out data
+fi
+COMMON=(--task_name "$dataset" --data_dir "$DATA" --seq_length "$SEQ" --num_epochs "$EPOCHS" --seed 42)
+
+echo "== 1/4 teacher fine-tuning"
+"$PYTHON" model_compress/distil/task_teacher.py "${COMMON[@]}" --model_load_dir default \
+    --model_save_dir "$OUT/teacher" --learning_rate 5e-5 --do_train --do_eval
+
+echo "== 2/4 student from teacher layers 1,3,5"
+"$PYTHON" model_compress/distil/bert-pkd_generate_student_model.py \
+    --teacher_model "$OUT/teacher/snapshot_best" --student_model "$OUT/student_init" --layer_list 1,3,5
+
+echo "== 3/4 BERT-PKD distillation"
+"$PYTHON" model_compress/distil/task_student_bert-pkd.py "${COMMON[@]}" \
+    --teacher_model "$OUT/teacher/snapshot_best" --student_model "$OUT/student_init" \
+    --model_save_dir "$OUT/student_pkd" --kd_alpha 0.5 --kd_beta 100 --temperature 5 --pkd_mapping skip \
+    --learning_rate 5e-5 --serve_for_online True --do_train --do_eval
+
+echo "== 4/4 same-size student without a teacher"
+"$PYTHON" model_compress/distil/bert-pkd_generate_student_model.py \
+    --teacher_model default --student_model "$OUT/student_init_pretrained" --layer_list 1,3,5
+"$PYTHON" model_compress/distil/task_teacher.py "${COMMON[@]}" --model_load_dir "$OUT/student_init_pretrained" \
+    --model_save_dir "$OUT/student_no_teacher" --learning_rate 5e-5 --do_train --do_eval
+
+echo
+echo "== results on $DATA (dev), $(( $(date +%s) - START )) s in all"
+"$PYTHON" -m model_compress.jobs.report "teacher (6 layers)=$OUT/teacher" \
+    "PKD student (3 layers)=$OUT/student_pkd" "no-teacher student (3)=$OUT/student_no_teacher"

@@ -1,0 +1,60 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+import model_compress  # noqa: F401  (OneFlow environment set-up before any test imports oneflow)
+
+# A tiny uncased vocabulary: enough for the data-layer tests to build real OFRecord splits.
+DATA_TEST_VOCAB = (
+    "[PAD] [UNK] [CLS] [SEP] the a good bad not book film kettle is was but . , ! very ##s ##ly great dull"
+).split()
+
+
+@pytest.fixture()
+def data_tokenizer(tmp_path_factory):
+    """A FullTokenizer over DATA_TEST_VOCAB (written to a temporary vocab.txt)."""
+    from model_compress.data.tokenization import FullTokenizer
+
+    path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
+    path.write_text("\n".join(DATA_TEST_VOCAB) + "\n", encoding="utf-8")
+    return FullTokenizer(str(path))
+
+
+REPO_ROOT = __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.abspath(__file__)))
+TINY_BERT = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=64,
+                 max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A randomly initialised 4-layer, 32-wide BERT snapshot with the real uncased vocab beside it."""
+    import oneflow as flow
+
+    from model_compress.modeling.bert import BertForSequenceClassification
+    from model_compress.modeling.checkpoint import save_snapshot
+    from model_compress.modeling.config import BertConfig
+    from model_compress.modeling.pretrained import default_pretrained_dir
+
+    flow.manual_seed(0)
+    config = BertConfig(**TINY_BERT)
+    path = str(tmp_path_factory.mktemp("tiny") / "tiny_bert")
+    vocab = __import__("os").path.join(default_pretrained_dir(), "vocab.txt")
+    save_snapshot(BertForSequenceClassification(config), path, config=config, meta={"labels": ["0", "1"]},
+                  extra_files={"vocab.txt": vocab})
+    return path
+
+
+@pytest.fixture()
+def tiny_sst2_dir(tmp_path):
+    """The first rows of the shipped SST-2-style set (96 train, 48 dev) in a fresh folder."""
+    import os
+
+    target = tmp_path / "SST-2"
+    target.mkdir()
+    for split, rows in (("train", 96), ("dev", 48)):
+        with open(os.path.join(REPO_ROOT, "data", "glue_data", "SST-2", f"{split}.tsv"), encoding="utf-8") as f:
+            lines = f.readlines()[: rows + 1]
+        (target / f"{split}.tsv").write_text("".join(lines), encoding="utf-8")
+    return str(target)
