@@ -19,7 +19,7 @@ from model_compress.data.ofrecord import ensure_ofrecord_split
 from model_compress.data.processors import DataFormatError, DataProcessor, InputExample, get_processor
 from model_compress.data.tokenization import FullTokenizer
 from model_compress.modeling.bert import BertForSequenceClassification, count_parameters, parameter_mib
-from model_compress.modeling.checkpoint import load_snapshot, load_state_into, save_snapshot
+from model_compress.modeling.checkpoint import load_snapshot, load_state_into, module_state_numpy, save_snapshot
 from model_compress.modeling.config import BertConfig
 from model_compress.modeling.pretrained import ensure_default_snapshot
 from model_compress.training import distributed
@@ -165,8 +165,14 @@ def default_output_dir(args, job: str) -> str:
 def save_classifier(
     model: flow.nn.Module, path: str, config: BertConfig, vocab_file: str, meta: dict
 ) -> str:
-    """A classifier snapshot (model weights, config, vocab, meta) written atomically."""
-    return save_snapshot(model, path, config=config, meta=meta, extra_files={"vocab.txt": vocab_file})
+    """A classifier snapshot (model weights, config, vocab, meta) written atomically by rank 0.
+
+    Every rank must call it: global (multi-process) parameters are gathered collectively first.
+    """
+    state = module_state_numpy(model)
+    if distributed.rank() == 0:
+        save_snapshot(state, path, config=config, meta=meta, extra_files={"vocab.txt": vocab_file})
+    return path
 
 
 def flags_of(args) -> dict:

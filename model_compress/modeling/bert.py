@@ -41,12 +41,15 @@ class BertEmbeddings(nn.Module):
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        # a buffer (not saved) so it follows the module to devices and global placements
+        positions = flow.arange(config.max_position_embeddings, dtype=flow.int64).unsqueeze(0)
+        self.register_buffer("position_ids", positions, persistent=False)
 
     def forward(self, input_ids: flow.Tensor, token_type_ids: flow.Tensor) -> flow.Tensor:
         seq_len = input_ids.shape[1]
-        positions = flow.arange(seq_len, dtype=flow.int64, device=input_ids.device).unsqueeze(0)
-        if input_ids.is_global:
-            positions = positions.to_global(placement=input_ids.placement, sbp=flow.sbp.broadcast)
+        if seq_len > self.position_ids.shape[1]:
+            raise ValueError(f"sequence length {seq_len} exceeds max_position_embeddings {self.position_ids.shape[1]}")
+        positions = self.position_ids[:, :seq_len]
         x = (
             self.word_embeddings(input_ids)
             + self.position_embeddings(positions)

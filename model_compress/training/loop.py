@@ -108,12 +108,15 @@ def train(
         score = metrics[config.metric]
         if score > best.best_score:
             best.best_score, best.best_step = score, step
-            if save_snapshot is not None and is_main:
+            if save_snapshot is not None:
+                # every rank takes part (global tensors are gathered), rank 0 writes
                 path = os.path.join(config.output_dir, snapshot_name(metrics))
                 save_snapshot(path, {**metrics, "step": step})
-                if best.best_snapshot and best.best_snapshot != path and os.path.isdir(best.best_snapshot):
-                    shutil.rmtree(best.best_snapshot)
+                stale = best.best_snapshot
+                if is_main and stale and stale != path and os.path.isdir(stale):
+                    shutil.rmtree(stale)
                 best.best_snapshot = path
+                distributed.barrier()
         if is_main:
             shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
             tqdm.write(f"step {step}: {shown} (best {config.metric} {best.best_score:.4f} @ {best.best_step})")
