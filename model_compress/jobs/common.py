@@ -217,6 +217,7 @@ def loop_config(args, output_dir: str, metric: str = "accuracy"):
         eval_every_step_num=args.eval_every_step_num,
         metric=metric,
         eager=args.eager,
+        device=args.device,
         output_dir=output_dir,
         max_steps=args.max_steps,
     )

@@ -42,6 +42,7 @@ class LoopConfig:
     eval_every_step_num: int = 0  # 0: only at epoch ends
     metric: str = "accuracy"
     eager: bool = False
+    device: str = "cpu"
     output_dir: str = "output"
     max_steps: int = 0  # 0: num_epochs decides
     show_progress: bool = True
@@ -90,7 +91,8 @@ def train(
         raise ValueError("the training set yields no batch: check --train_example_num and the batch size")
     total_steps = config.max_steps or max(1, int(round(config.num_epochs * steps_per_epoch)))
     optimizer = build_optimizer(
-        objective, config.learning_rate, config.weight_decay, config.clip_grad_norm, fused=not config.eager
+        objective, config.learning_rate, config.weight_decay, config.clip_grad_norm,
+        fused=config.device.startswith("cuda") and not config.eager,  # the fused kernel is CUDA-only
     )
     scheduler = build_scheduler(optimizer, total_steps, config.warmup_proportion)
     step_fn = make_train_step(objective, optimizer, scheduler, eager=config.eager)
