@@ -84,22 +84,24 @@ class BertSelfAttention(nn.Module):
         return context, scores, probs, (q, k, v)
 
 
-class BertSelfOutput(nn.Module):
-    def __init__(self, config: BertConfig) -> None:
+class BertResidualOutput(nn.Module):
+    """dense -> dropout -> add residual -> LayerNorm; BERT's `attention.output` and `output` blocks."""
+
+    def __init__(self, config: BertConfig, in_features: int) -> None:
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = nn.Linear(in_features, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, context: flow.Tensor, residual: flow.Tensor) -> flow.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(context)) + residual)
+    def forward(self, x: flow.Tensor, residual: flow.Tensor) -> flow.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
 
 
 class BertAttention(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.self = BertSelfAttention(config)
-        self.output = BertSelfOutput(config)
+        self.output = BertResidualOutput(config, config.hidden_size)
 
     def forward(self, hidden: flow.Tensor, additive_mask: flow.Tensor):
         context, scores, probs, qkv = self.self(hidden, additive_mask)
@@ -116,23 +118,12 @@ class BertIntermediate(nn.Module):
         return self.act(self.dense(x))
 
 
-class BertOutput(nn.Module):
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(self, x: flow.Tensor, residual: flow.Tensor) -> flow.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
-
-
 class BertLayer(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.attention = BertAttention(config)
         self.intermediate = BertIntermediate(config)
-        self.output = BertOutput(config)
+        self.output = BertResidualOutput(config, config.intermediate_size)
 
     def forward(self, hidden: flow.Tensor, additive_mask: flow.Tensor):
         attended, scores, probs, qkv = self.attention(hidden, additive_mask)
