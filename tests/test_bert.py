@@ -90,3 +90,18 @@ def test_graph_loss_decreases_and_matches_eager_for_first_steps():
         runs[eager] = [float(step(*inputs)[0].numpy()) for _ in range(40)]
     np.testing.assert_allclose(runs[False][:5], runs[True][:5], rtol=1e-4)
     assert np.mean(runs[False][-5:]) < 0.5 * runs[False][0]
+
+
+def test_predictor_handles_a_short_last_batch():
+    from model_compress.training.evaluation import Predictor
+    from model_compress.training.objectives import ClassifierLogits
+    from model_compress.training.sources import ArrayBatches
+
+    rs = np.random.RandomState(0)
+    arrays = {"input_ids": rs.randint(5, 60, (10, 8)).astype(np.int32), "input_mask": np.ones((10, 8), np.int32),
+              "segment_ids": np.zeros((10, 8), np.int32), "label_ids": np.zeros((10, 1), np.int32)}
+    model = BertForSequenceClassification(BertConfig(vocab_size=64, **TINY_BERT)).eval()
+    graph_logits, features, _ = Predictor(ClassifierLogits(model)).outputs(ArrayBatches(arrays, 4))
+    eager_logits, _, _ = Predictor(ClassifierLogits(model), eager=True).outputs(ArrayBatches(arrays, 10))
+    assert graph_logits.shape == (10, 2) and features["input_ids"].shape == (10, 8)
+    np.testing.assert_allclose(graph_logits, eager_logits, atol=1e-5)

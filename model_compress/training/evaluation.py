@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import oneflow as flow
 from oneflow import nn
 
 from model_compress.training import distributed
@@ -21,6 +22,16 @@ class Predictor:
         self.eager = eager
         self._step = None
         self._warm = False
+        self._rows = None
+
+    def _padded(self, tensor):
+        # nn.Graph is compiled for the first batch's shape; a smaller last batch is padded, its extra
+        # outputs dropped.
+        if self.eager:
+            return tensor
+        if self._rows is None:
+            self._rows = tensor.shape[0]
+        return _pad_rows(tensor, self._rows)
 
     def outputs(self, source, epoch: int = 0) -> tuple:
         """(stacked outputs, stacked batch features as numpy, seconds spent in the model).
@@ -33,15 +44,16 @@ class Predictor:
         chunks, features, seconds = [], {}, 0.0
         source.set_epoch(epoch)
         for batch in source:
-            inputs = [distributed.replicate_tensor(batch[n]) for n in self.input_names]
+            rows = batch[self.input_names[0]].shape[0]
+            inputs = [distributed.replicate_tensor(self._padded(batch[n])) for n in self.input_names]
             if not self._warm:  # compile outside the timed region so throughput means steady state
                 warm = self._step(*inputs)
                 (warm[0] if isinstance(warm, tuple) else warm).numpy()
                 self._warm = True
             start = time.perf_counter()
             out = self._step(*inputs)
-            out = [distributed.to_local_numpy(t) for t in out] if isinstance(out, tuple) else \
-                distributed.to_local_numpy(out)
+            out = [distributed.to_local_numpy(t)[:rows] for t in out] if isinstance(out, tuple) else \
+                distributed.to_local_numpy(out)[:rows]
             seconds += time.perf_counter() - start
             chunks.append(out)
             for name, tensor in batch.items():
@@ -52,6 +64,15 @@ class Predictor:
         if isinstance(chunks[0], list):
             return [np.concatenate(parts) for parts in zip(*chunks)], stacked, seconds
         return np.concatenate(chunks), stacked, seconds
+
+
+def _pad_rows(tensor, rows: int):
+    """Repeat the last row so a short final batch has the shape the graph was compiled for."""
+    missing = rows - tensor.shape[0]
+    if missing <= 0:
+        return tensor
+    filler = tensor[-1:].repeat(missing, *([1] * (tensor.dim() - 1)))
+    return flow.cat([tensor, filler], dim=0)
 
 
 def evaluate_classifier(predictor: Predictor, source) -> dict[str, float]:
