@@ -5,8 +5,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$ROOT/.venv"
-PY_HOME="$ROOT/.python"                 # stable home of the PyPI interpreter (the venv points at it)
+VENV="${MC_VENV:-$ROOT/.venv}"
+PY_HOME="${MC_PYTHON_HOME:-$ROOT/.python}"   # stable home of the PyPI interpreter (the venv points at it)
+CANDIDATES="${MC_PYTHON_CANDIDATES-python3.10 python3.9 python3.8 python3.7 python3}"
 STAMP="$VENV/.model_compress_setup"
 
 GMP_VERSION="3.10.4"
@@ -39,7 +40,7 @@ python_ok() {
 
 find_python() {
     local cand
-    for cand in python3.10 python3.9 python3.8 python3.7 python3; do
+    for cand in $CANDIDATES; do
         if command -v "$cand" >/dev/null 2>&1 && python_ok "$cand"; then
             command -v "$cand"; return 0
         fi
