@@ -100,9 +100,14 @@ def train(
     best = LoopResult(float("-inf"), -1, None, [], 0.0, 0, float("nan"))
     is_main = distributed.rank() == 0
 
+    pending: list = []  # the last step's outputs, not yet synchronised
+
     def run_eval(step: int) -> None:
         if evaluate is None or (best.history and best.history[-1][0] == step):
             return
+        if pending:  # finish queued training steps so they are not timed as evaluation
+            pending[-1][0].numpy()
+            pending.clear()
         objective.eval()
         metrics = evaluate()
         objective.train()
@@ -132,6 +137,7 @@ def train(
             last_epoch = epoch
         inputs = [distributed.shard_batch_tensor(batch[n]) for n in names]
         outputs = step_fn(*inputs)
+        pending[:] = [outputs]
         step += 1
         if step % 10 == 0 or step == total_steps:
             loss_value = float(distributed.to_local_numpy(outputs[0]))
