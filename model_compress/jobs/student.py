@@ -195,8 +195,8 @@ def pkd_parser() -> argparse.ArgumentParser:
     add_train_args(parser, epochs=3, lr=5e-5)
     add_student_args(parser)
     parser.add_argument("--teacher_model", default=None, help="fine-tuned teacher snapshot")
-    parser.add_argument("--kd_alpha", type=float, default=0.5, help="weight of the soft-label loss")
-    parser.add_argument("--kd_beta", type=float, default=100.0, help="weight of the patient (intermediate) loss")
+    parser.add_argument("--kd_alpha", type=float, default=0.9, help="weight of the soft-label loss")
+    parser.add_argument("--kd_beta", type=float, default=10.0, help="weight of the patient (intermediate) loss")
     parser.add_argument("--pkd_mapping", choices=("skip", "last"), default="skip",
                         help="teacher layers the student's [CLS] states follow (paper: PKD-Skip / PKD-Last)")
     parser.add_argument("--pkd_variant", choices=("paper", "original"), default="paper",
@@ -205,7 +205,7 @@ def pkd_parser() -> argparse.ArgumentParser:
     parser.add_argument("--teacher_mode", choices=("cached", "online"), default="cached",
                         help="cached: teacher outputs computed once per dataset and reused; online: every step")
     add_bool(parser, "--refresh_teacher_cache", False, "recompute cached teacher outputs")
-    parser.set_defaults(temperature=5.0)
+    parser.set_defaults(temperature=2.0)
     return parser
 
 
