@@ -190,52 +190,45 @@ def decode_record(data: bytes) -> dict[str, np.ndarray | list[bytes]]:
 # ---------------------------------------------------------------------------------------------------
 # Files
 # ---------------------------------------------------------------------------------------------------
+def _record_frames(f, path: str) -> Iterator[tuple[int, int]]:
+    """``(offset, length)`` of each record of an open file, left positioned at the record's payload.
+
+    Raises:
+        OFRecordError: a length header or a payload is cut short, or a length is impossible.
+    """
+    size = os.fstat(f.fileno()).st_size
+    offset = 0
+    while offset < size:
+        f.seek(offset)
+        header = f.read(8)
+        if len(header) < 8:
+            raise OFRecordError(path, offset, f"truncated length header ({len(header)} of 8 bytes)")
+        (length,) = _LEN.unpack(header)
+        if length < 0 or offset + 8 + length > size:
+            raise OFRecordError(
+                path, offset,
+                f"record length {length} does not fit in the file ({size - offset - 8} bytes left); "
+                "the file is truncated or corrupt",
+            )
+        yield offset, length
+        offset += 8 + length
+
+
 def iter_raw_records(path: str) -> Iterator[tuple[int, bytes]]:
     """Yield ``(offset, payload)`` of every record of an OFRecord file, checking the framing.
 
     Raises:
         OFRecordError: a length header or a payload is cut short, or a length is impossible.
     """
-    size = os.path.getsize(path)
     with open(path, "rb") as f:
-        offset = 0
-        while offset < size:
-            header = f.read(8)
-            if len(header) < 8:
-                raise OFRecordError(path, offset, f"truncated length header ({len(header)} of 8 bytes)")
-            (length,) = _LEN.unpack(header)
-            if length < 0 or offset + 8 + length > size:
-                raise OFRecordError(
-                    path, offset,
-                    f"record length {length} does not fit in the file ({size - offset - 8} bytes left); "
-                    "the file is truncated or corrupt",
-                )
-            payload = f.read(length)
-            yield offset, payload
-            offset += 8 + length
+        for offset, length in _record_frames(f, path):
+            yield offset, f.read(length)
 
 
 def count_records(path: str) -> int:
     """Number of records in a file, checking the framing only (fast: it seeks over payloads)."""
-    size = os.path.getsize(path)
-    count = 0
     with open(path, "rb") as f:
-        offset = 0
-        while offset < size:
-            header = f.read(8)
-            if len(header) < 8:
-                raise OFRecordError(path, offset, f"truncated length header ({len(header)} of 8 bytes)")
-            (length,) = _LEN.unpack(header)
-            if length < 0 or offset + 8 + length > size:
-                raise OFRecordError(
-                    path, offset,
-                    f"record length {length} does not fit in the file ({size - offset - 8} bytes left); "
-                    "the file is truncated or corrupt",
-                )
-            offset += 8 + length
-            f.seek(offset)
-            count += 1
-    return count
+        return sum(1 for _ in _record_frames(f, path))
 
 
 def read_ofrecord_file(path: str) -> Iterator[dict[str, np.ndarray | list[bytes]]]:
