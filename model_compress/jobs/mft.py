@@ -115,22 +115,6 @@ def _prepare(args, splits) -> tuple[str, str, TaskData]:
     return model_dir, vocab, load_task_data(args, vocab, splits)
 
 
-def fit_eval_batch(args, data: TaskData, splits) -> None:
-    """Make --eval_batch_size_per_device divide every evaluated split size (largest such value <= asked).
-
-    Stopgap: the shared eval nn.Graph (training/evaluation.py Predictor) is compiled for one batch shape
-    and rejects a smaller last batch, so e.g. 96 dev rows at batch 64 would fail. Remove once the
-    Predictor pads the last batch.
-    """
-    sizes = [len(data.examples[s]) for s in splits]
-    common = int(np.gcd.reduce(sizes))
-    asked = args.eval_batch_size_per_device
-    batch = max(d for d in range(1, min(asked, common) + 1) if common % d == 0)
-    if batch != asked:
-        _note(f"eval batch {asked} -> {batch} so that it divides the split sizes {sizes} (static graph shapes)")
-        args.eval_batch_size_per_device = batch
-
-
 def _domains(data: TaskData) -> list[str]:
     try:
         return data.processor.get_domains()
@@ -216,7 +200,6 @@ def run_preprocess(args) -> dict:
     """Scores of every training example -> weight.npy + OFRecord splits with `domain` and `weights`."""
     model_dir, _, data = _prepare(args, ("train", "dev"))
     domains = _domains(data)
-    fit_eval_batch(args, data, ["train"])
     out = embed_examples(args, model_dir, data, "train")
     scores = prototypical_scores(out["embeddings"], out["domain"], out["label_ids"])
     train_dir = data.split("train", with_domain=True, weights=scores)
@@ -268,7 +251,7 @@ def _best_metrics(loop) -> dict:
     return next(metrics for step, metrics in loop.history if step == loop.best_step)
 
 
-def _stamp_dir(args) -> str:
+def stamp_dir(args) -> str:
     """The seed's output/model_save-<YYYY-mm-dd-HH:MM:SS>, unless --model_save_dir."""
     if args.model_save_dir:
         return args.model_save_dir
@@ -280,8 +263,7 @@ def run_meta_finetuning(args) -> dict:
     if args.domain_loss_weight < 0:
         fail(f"--domain_loss_weight must be >= 0, got {args.domain_loss_weight}")
     model_dir, vocab, data = _prepare(args, ("train", "dev"))
-    fit_eval_batch(args, data, ["dev"])
-    output_dir = _stamp_dir(args)
+    output_dir = stamp_dir(args)
     if not args.do_train:
         metrics, model = evaluate_snapshot(args, model_dir, data, "dev")
         path = write_results(args.result_dir or output_dir, metrics, args, model, model_dir, {"role": "mft"})
@@ -344,7 +326,6 @@ def run_finetuning(args) -> dict:
     """Plain fine-tuning on one domain's K-shot data (best dev), then dev and test metrics."""
     splits = ("train", "dev", "test") if args.do_test else ("train", "dev")
     model_dir, vocab, data = _prepare(args, splits)
-    fit_eval_batch(args, data, splits[1:])
     output_dir = default_output_dir(args, "finetune")
     snapshot, dev_metrics, model, result = model_dir, None, None, {}
     if args.do_train:
