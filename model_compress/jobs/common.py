@@ -130,6 +130,15 @@ class TaskData:
         return OFRecordLoader(directory, batch_size, train=train, seed=seed, **kwargs)
 
 
+def task_domains(data: TaskData, algorithm: str, example_task: str) -> list[str]:
+    """The task's domains in id order, or one clear error when the task has none."""
+    try:
+        return data.processor.get_domains()
+    except NotImplementedError:
+        fail(f"task {data.processor.name} has no domains: {algorithm} needs a multi-domain task such as {example_task}")
+        raise AssertionError from None
+
+
 def load_task_data(args, vocab_file: str, splits: Sequence[str] = ("train", "dev")) -> TaskData:
     """Read the task's text files (with the seeds' example-count limits) and the tokenizer."""
     try:

@@ -46,6 +46,7 @@ from model_compress.jobs.common import (
     load_classifier,
     load_task_data,
     resolve_model_dir,
+    task_domains,
     write_results,
 )
 from model_compress.training import distributed
@@ -116,11 +117,7 @@ def _prepare(args, splits) -> tuple[str, str, TaskData]:
 
 
 def _domains(data: TaskData) -> list[str]:
-    try:
-        return data.processor.get_domains()
-    except NotImplementedError:
-        fail(f"task {data.processor.name} has no domains: MFT needs a multi-domain task such as g1")
-        raise AssertionError from None
+    return task_domains(data, "MFT", "g1")
 
 
 # ----------------------------------------------------------------------------------------------
