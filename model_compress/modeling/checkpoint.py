@@ -286,12 +286,12 @@ def _to_numpy(value: Any) -> np.ndarray:
             value = value.detach()
         if getattr(getattr(value, "device", None), "type", "cpu") != "cpu":
             value = value.cpu()
-        return value.numpy()
+        return np.array(value.numpy())  # a copy: a CPU tensor's numpy() shares the tensor's memory
     return np.asarray(value)
 
 
 def module_state_numpy(module: Any) -> State:
-    """``module.state_dict()`` as numpy arrays (global tensors are gathered: call it on every rank)."""
+    """A copy of ``module.state_dict()`` as numpy arrays (global tensors are gathered: call it on every rank)."""
     return {key: _to_numpy(value) for key, value in module.state_dict().items()}
 
 
