@@ -223,7 +223,8 @@ def test_resave_rewrites_instead_of_appending(tmp_path, data_tokenizer):
         assert again.count == 7
         assert count_records(os.path.join(again.directory, "train.of_record-0")) == 7
         assert len(read_split(again.directory)["idxs"]) == 7
-    assert os.listdir(os.path.join(str(tmp_path), "ofrecord")) == ["train"]  # no temp/old dirs left
+    left = sorted(os.listdir(os.path.join(str(tmp_path), "ofrecord")))
+    assert left == [".train.lock", "train"]  # the lock file stays; no temp/old dirs left
 
 
 def test_up_to_date_split_is_reused(tmp_path, data_tokenizer):
@@ -274,3 +275,44 @@ def test_legacy_split_without_meta_is_rebuilt(tmp_path, data_tokenizer):
 def test_write_split_checks_shapes(tmp_path):
     with pytest.raises(ValueError, match="expected \\[N, 8\\]"):
         write_split({"input_ids": np.zeros((3, 4), np.int32)}, str(tmp_path), "train", seq_length=8)
+
+
+_CONCURRENT_BUILDER = """
+import sys, time
+sys.path.insert(0, {root!r})
+from model_compress.data import ofrecord
+from model_compress.data.tokenization import FullTokenizer
+from tests.test_ofrecord import LABELS, make_examples
+
+real_write = ofrecord.write_split
+
+def slow_write(*args, **kwargs):
+    with open({marker!r}, "a") as f:
+        f.write("built\\n")
+    time.sleep(2.0)  # a slow build: the other job arrives while this one is still writing
+    return real_write(*args, **kwargs)
+
+ofrecord.write_split = slow_write
+info = ofrecord.ensure_ofrecord_split(make_examples(7), {data!r}, "train", FullTokenizer({vocab!r}), 10, LABELS)
+print(info.count)
+"""
+
+
+def test_concurrent_jobs_build_a_split_once(tmp_path, data_tokenizer):
+    import subprocess
+    import sys
+
+    from .conftest import DATA_TEST_VOCAB, REPO_ROOT
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(DATA_TEST_VOCAB) + "\n", encoding="utf-8")
+    marker = tmp_path / "builds.txt"
+    script = _CONCURRENT_BUILDER.format(root=REPO_ROOT, marker=str(marker), data=str(tmp_path / "task"),
+                                        vocab=str(vocab))
+    jobs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+            for _ in range(2)]
+    outputs = [job.communicate(timeout=120)[0].strip() for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0]
+    assert outputs == ["7", "7"]
+    assert marker.read_text().count("built") == 1
+    assert read_split(str(tmp_path / "task" / "ofrecord" / "train"))["label_ids"].shape[0] == 7

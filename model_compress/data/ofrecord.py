@@ -19,6 +19,7 @@ for whole arrays at once); it produces exactly the bytes of protobuf's determini
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -30,6 +31,11 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # not on Windows
+    fcntl = None
 
 from model_compress.data.features import (
     FEATURE_DTYPES,
@@ -586,6 +592,21 @@ def _stale_reasons(meta: dict, expected: dict) -> list[str]:
     return reasons
 
 
+@contextlib.contextmanager
+def split_lock(data_dir: str, split: str) -> Iterator[None]:
+    """Hold an exclusive advisory lock on one split of `data_dir` (a no-op where flock is missing)."""
+    parent = os.path.dirname(split_dir(data_dir, split))
+    os.makedirs(parent, exist_ok=True)
+    with open(os.path.join(parent, f".{split}.lock"), "a+b") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def ensure_ofrecord_split(
     examples: Sequence[InputExample],
     data_dir: str,
@@ -625,8 +646,9 @@ def ensure_ofrecord_split(
     Returns:
         :class:`SplitInfo` with ``directory``, ``count`` and ``features`` (the feature names).
 
-    In multi-process runs call this on one rank and make the others wait (a barrier): concurrent
-    builders stay safe (the last swap wins) but do the work twice.
+    Jobs running at the same time on the same data directory take turns (a file lock per split): the
+    first builds, the others find its split up to date. In multi-process runs still call this on one
+    rank and make the others wait (a barrier).
     """
     if on_stale not in ("rebuild", "error"):
         raise ValueError(f"on_stale must be 'rebuild' or 'error', got {on_stale!r}")
@@ -645,24 +667,25 @@ def ensure_ofrecord_split(
         "source_hash": examples_fingerprint(examples, weights),
         "count": len(examples),
     }
-    target = split_dir(data_dir, split)
-    if not resave and os.path.isdir(target):
-        try:
-            meta = verify_split(target)
-            reasons = _stale_reasons(meta, expected)
-        except (OSError, ValueError) as exc:
-            meta, reasons = None, [str(exc)]
-        if not reasons:
-            return SplitInfo(target, split, meta["count"], meta["seq_length"], names, meta["num_parts"], meta)
-        message = f"OFRecord split {target} is stale: {'; '.join(reasons)}"
-        if on_stale == "error":
-            raise StaleSplitError(message + " (rebuild it with --resave_ofrecord)")
-        warnings.warn(message + "; rebuilding it", stacklevel=2)
+    with split_lock(data_dir, split):  # a concurrent job on the same data waits, then reuses the split
+        target = split_dir(data_dir, split)
+        if not resave and os.path.isdir(target):
+            try:
+                meta = verify_split(target)
+                reasons = _stale_reasons(meta, expected)
+            except (OSError, ValueError) as exc:
+                meta, reasons = None, [str(exc)]
+            if not reasons:
+                return SplitInfo(target, split, meta["count"], meta["seq_length"], names, meta["num_parts"], meta)
+            message = f"OFRecord split {target} is stale: {'; '.join(reasons)}"
+            if on_stale == "error":
+                raise StaleSplitError(message + " (rebuild it with --resave_ofrecord)")
+            warnings.warn(message + "; rebuilding it", stacklevel=2)
 
-    features = convert_examples_to_features(examples, label_list, seq_length, tokenizer, domain_list)
-    arrays = features_to_arrays(features, names)
-    if weights is not None:
-        arrays["weights"] = np.asarray(weights, dtype=np.float32)
-    extra = dict(expected)
-    extra["do_lower_case"] = getattr(tokenizer, "do_lower_case", None)
-    return write_split(arrays, data_dir, split, seq_length, num_parts=num_parts, extra_meta=extra)
+        features = convert_examples_to_features(examples, label_list, seq_length, tokenizer, domain_list)
+        arrays = features_to_arrays(features, names)
+        if weights is not None:
+            arrays["weights"] = np.asarray(weights, dtype=np.float32)
+        extra = dict(expected)
+        extra["do_lower_case"] = getattr(tokenizer, "do_lower_case", None)
+        return write_split(arrays, data_dir, split, seq_length, num_parts=num_parts, extra_meta=extra)
