@@ -67,6 +67,8 @@ def add_train_args(parser: argparse.ArgumentParser, epochs: float = 3, lr: float
     g.add_argument("--result_dir", default="", help="where results_eval.json goes (default: model_save_dir)")
     add_bool(g, "--do_train", False, "train")
     add_bool(g, "--do_eval", False, "evaluate the best snapshot on the dev set")
+    add_bool(g, "--freeze_word_embeddings", False,
+             "keep the word-embedding matrix fixed (a faster step on CPU; see docs/benchmarks.md)")
     add_bool(g, "--eager", False, "run eagerly instead of nn.Graph (debugging)")
     g.add_argument("--device", default="cpu", help="cpu or cuda (GPU runs need a CUDA machine)")
     g.add_argument("--gpu_num_per_node", type=int, default=None, help="accepted for the originals; use the launcher")

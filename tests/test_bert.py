@@ -105,3 +105,26 @@ def test_predictor_handles_a_short_last_batch():
     eager_logits, _, _ = Predictor(ClassifierLogits(model), eager=True).outputs(ArrayBatches(arrays, 10))
     assert graph_logits.shape == (10, 2) and features["input_ids"].shape == (10, 8)
     np.testing.assert_allclose(graph_logits, eager_logits, atol=1e-5)
+
+
+def test_frozen_word_embeddings_stay_fixed_while_the_rest_trains(tmp_path):
+    from model_compress.training.loop import LoopConfig, train
+    from model_compress.training.sources import ArrayBatches
+
+    rs = np.random.RandomState(1)
+    ids = rs.randint(5, 60, (32, 10)).astype(np.int32)
+    arrays = {"input_ids": ids, "input_mask": np.ones((32, 10), np.int32),
+              "segment_ids": np.zeros((32, 10), np.int32), "label_ids": (ids[:, 1] > 30).astype(np.int32)[:, None]}
+    flow.manual_seed(4)
+    model = BertForSequenceClassification(BertConfig(vocab_size=64, **TINY_BERT))
+    before = module_state_numpy(model)
+    config = LoopConfig(num_epochs=2, learning_rate=1e-2, output_dir=str(tmp_path), show_progress=False,
+                        freeze_word_embeddings=True)
+    train(ClassificationObjective(model), ArrayBatches(arrays, 8), None, None, lambda m: "s", config)
+    after = module_state_numpy(model)
+    word = "bert.embeddings.word_embeddings.weight"
+    assert word in after
+    np.testing.assert_array_equal(after[word], before[word])
+    for name in ("bert.embeddings.position_embeddings.weight", "bert.encoder.layer.0.attention.self.query.weight",
+                 "classifier.weight"):
+        assert not np.allclose(after[name], before[name]), name

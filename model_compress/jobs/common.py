@@ -229,6 +229,7 @@ def loop_config(args, output_dir: str, metric: str = "accuracy"):
         device=args.device,
         output_dir=output_dir,
         max_steps=args.max_steps,
+        freeze_word_embeddings=args.freeze_word_embeddings,
     )
 
 

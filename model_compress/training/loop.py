@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from model_compress.training import distributed
 from model_compress.training.graph import make_train_step
-from model_compress.training.optim import build_optimizer, build_scheduler
+from model_compress.training.optim import build_optimizer, build_scheduler, freeze_word_embeddings
 
 
 class BatchSource(Protocol):
@@ -46,6 +46,7 @@ class LoopConfig:
     output_dir: str = "output"
     max_steps: int = 0  # 0: num_epochs decides
     show_progress: bool = True
+    freeze_word_embeddings: bool = False
 
 
 @dataclasses.dataclass
@@ -90,6 +91,8 @@ def train(
     if steps_per_epoch <= 0:
         raise ValueError("the training set yields no batch: check --train_example_num and the batch size")
     total_steps = config.max_steps or max(1, int(round(config.num_epochs * steps_per_epoch)))
+    if config.freeze_word_embeddings:
+        freeze_word_embeddings(objective)
     optimizer = build_optimizer(
         objective, config.learning_rate, config.weight_decay, config.clip_grad_norm,
         fused=config.device.startswith("cuda") and not config.eager,  # the fused kernel is CUDA-only
