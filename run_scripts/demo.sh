@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The main job on the shipped default, end to end (sets the environment up first if needed):
-#   1. fine-tune the teacher (default pretrained all-MiniLM-L6-v2, 6 layers) on the shipped SST-2-style set
+#   1. fine-tune the teacher (default pretrained all-MiniLM-L6-v2, 6 layers) on the shipped SST-2-style set;
+#      meanwhile train the same-size student without a teacher (pretrained layers 1,3,5, hard labels only)
 #   2. build a 3-layer student from teacher layers 1,3,5 (BERT-PKD initialisation)
 #   3. distil it with BERT-PKD (soft labels + normalised [CLS] patient loss, PKD-Skip)
-#   4. train the same-size student without a teacher (pretrained layers 1,3,5, hard labels only)
-#   5. print teacher vs students: dev accuracy, parameters, MiB, eval samples/s, speed-up
+#   4. evaluate the three best snapshots one after another and print teacher vs students: dev accuracy, parameters, MiB,
+#      eval samples/s, speed-up
+# The two trainings of step 1 run side by side because a OneFlow CPU training step keeps about one core
+# busy (docs/benchmarks.md); evaluation, whose speed the table reports, always runs alone.
 # Variables: OUT=output/demo  EPOCHS=3 (teacher)  STUDENT_EPOCHS=4  SEQ_LENGTH=32  DATA_ROOT=data/glue_data
-#            dataset=SST-2. The students' hyper-parameters (lr 2e-4, alpha 0.9, beta 10, T 2) were chosen on
-#            this set's dev split; see docs/benchmarks.md.
+#            dataset=SST-2  PARALLEL=1 (0: train the no-teacher student after the teacher instead).
+#            The students' hyper-parameters (lr 2e-4, alpha 0.9, beta 10, T 2) were chosen on this set's
+#            dev split; see docs/benchmarks.md.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 OUT=${OUT:-output/demo}
@@ -16,17 +20,49 @@ dataset=${dataset:-SST-2}
 EPOCHS=${EPOCHS:-3}
 STUDENT_EPOCHS=${STUDENT_EPOCHS:-4}
 SEQ=${SEQ_LENGTH:-32}
+PARALLEL=${PARALLEL:-1}
 DATA="$DATA_ROOT/$dataset"
 START=$(date +%s)
 if [ ! -f "$DATA/train.tsv" ]; then
     echo "[demo] $DATA/train.tsv missing: regenerating the shipped data"
     "$PYTHON" -m model_compress.data.synthetic --out data
 fi
+mkdir -p "$OUT"
 COMMON=(--task_name "$dataset" --data_dir "$DATA" --seq_length "$SEQ" --seed 42)
+NO_TEACHER_LOG="$OUT/student_no_teacher.log"
 
-echo "== 1/4 teacher fine-tuning"
+train_no_teacher() {
+    "$PYTHON" model_compress/distil/bert-pkd_generate_student_model.py \
+        --teacher_model default --student_model "$OUT/student_init_pretrained" --layer_list 1,3,5
+    "$PYTHON" model_compress/distil/task_teacher.py "${COMMON[@]}" \
+        --model_load_dir "$OUT/student_init_pretrained" --model_save_dir "$OUT/student_no_teacher" \
+        --num_epochs "$STUDENT_EPOCHS" --learning_rate 2e-4 --do_train
+}
+
+NO_TEACHER_PID=""
+trap '[ -n "$NO_TEACHER_PID" ] && kill "$NO_TEACHER_PID" 2>/dev/null || true' EXIT
+if [ "$PARALLEL" = "1" ]; then
+    echo "== 1/4 teacher fine-tuning; the no-teacher student trains alongside (log: $NO_TEACHER_LOG)"
+    train_no_teacher > "$NO_TEACHER_LOG" 2>&1 &
+    NO_TEACHER_PID=$!
+else
+    echo "== 1/4 teacher fine-tuning, then the no-teacher student"
+fi
 "$PYTHON" model_compress/distil/task_teacher.py "${COMMON[@]}" --model_load_dir default \
-    --model_save_dir "$OUT/teacher" --num_epochs "$EPOCHS" --learning_rate 5e-5 --do_train --do_eval
+    --model_save_dir "$OUT/teacher" --num_epochs "$EPOCHS" --learning_rate 5e-5 --do_train
+if [ -n "$NO_TEACHER_PID" ]; then
+    if ! wait "$NO_TEACHER_PID"; then
+        NO_TEACHER_PID=""
+        tail -n 20 "$NO_TEACHER_LOG" >&2
+        echo "[demo] the no-teacher student failed; its log is $NO_TEACHER_LOG" >&2
+        exit 1
+    fi
+    NO_TEACHER_PID=""
+    echo "[demo] no-teacher student trained; its last evaluation:"
+    tr '\r' '\n' < "$NO_TEACHER_LOG" | grep '^step ' | tail -n 1
+else
+    train_no_teacher
+fi
 
 echo "== 2/4 student from teacher layers 1,3,5"
 "$PYTHON" model_compress/distil/bert-pkd_generate_student_model.py \
@@ -36,13 +72,13 @@ echo "== 3/4 BERT-PKD distillation"
 "$PYTHON" model_compress/distil/task_student_bert-pkd.py "${COMMON[@]}" \
     --teacher_model "$OUT/teacher/snapshot_best" --student_model "$OUT/student_init" \
     --model_save_dir "$OUT/student_pkd" --kd_alpha 0.9 --kd_beta 10 --temperature 2 --pkd_mapping skip \
-    --num_epochs "$STUDENT_EPOCHS" --learning_rate 2e-4 --serve_for_online True --do_train --do_eval
+    --num_epochs "$STUDENT_EPOCHS" --learning_rate 2e-4 --serve_for_online True --do_train
 
-echo "== 4/4 same-size student without a teacher"
-"$PYTHON" model_compress/distil/bert-pkd_generate_student_model.py \
-    --teacher_model default --student_model "$OUT/student_init_pretrained" --layer_list 1,3,5
-"$PYTHON" model_compress/distil/task_teacher.py "${COMMON[@]}" --model_load_dir "$OUT/student_init_pretrained" \
-    --model_save_dir "$OUT/student_no_teacher" --num_epochs "$STUDENT_EPOCHS" --learning_rate 2e-4 --do_train --do_eval
+echo "== 4/4 evaluation of the three best dev snapshots, one after another"
+for run in teacher student_pkd student_no_teacher; do
+    "$PYTHON" model_compress/distil/task_teacher.py "${COMMON[@]}" --model_load_dir "$OUT/$run/snapshot_best" \
+        --model_save_dir "$OUT/$run" --do_eval
+done
 
 echo
 echo "== results on $DATA (dev), $(( $(date +%s) - START )) s in all"

@@ -78,7 +78,7 @@ def run(args) -> dict:
         metrics, model = evaluate_snapshot(args, snapshot, data, args.eval_split)
         if distributed.rank() == 0:
             path = write_results(args.result_dir or output_dir, metrics, args, model, snapshot)
-            print(f"[teacher] {args.eval_split} accuracy {metrics['accuracy']:.4f}; results in {path}")
+            print(f"[eval] {snapshot}: {args.eval_split} accuracy {metrics['accuracy']:.4f}; results in {path}")
         result["eval"] = metrics
     if args.export_logits:
         export_logits(args, snapshot, data, args.export_logits)
