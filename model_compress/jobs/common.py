@@ -67,16 +67,25 @@ def classifier_state(state: dict) -> dict:
     return student or state
 
 
-def load_classifier(
-    model_dir: str, num_labels: int, config_changes: dict | None = None, verbose: bool = True
-) -> tuple[BertForSequenceClassification, BertConfig, dict]:
-    """A BertForSequenceClassification from any snapshot format, with a fresh head if labels differ."""
+def load_model_snapshot(model_dir: str, purpose: str) -> tuple[dict, BertConfig, dict]:
+    """`load_snapshot` for a job: an unreadable snapshot, or one without a config, ends the run clearly.
+
+    `purpose` finishes the message "cannot ..." (e.g. "build the teacher").
+    """
     try:
         state, config, meta = load_snapshot(model_dir)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     if config is None:
-        fail(f"{model_dir} has no config (config.json / snapshot.json); cannot build the model")
+        fail(f"{model_dir} has no config (config.json / snapshot.json); cannot {purpose}")
+    return state, config, meta
+
+
+def load_classifier(
+    model_dir: str, num_labels: int, config_changes: dict | None = None, verbose: bool = True
+) -> tuple[BertForSequenceClassification, BertConfig, dict]:
+    """A BertForSequenceClassification from any snapshot format, with a fresh head if labels differ."""
+    state, config, meta = load_model_snapshot(model_dir, "build the model")
     state = classifier_state(state)
     config = config.replace(num_labels=num_labels, **(config_changes or {}))
     head = state.get("classifier.weight")

@@ -36,7 +36,7 @@ from tqdm import tqdm
 from model_compress.cli import add_bool, fail, positive_int, seed_everything
 from model_compress.data.tokenization import FullTokenizer
 from model_compress.distill.relations import qkv_relation_loss
-from model_compress.jobs.common import classifier_state, find_vocab, resolve_model_dir
+from model_compress.jobs.common import classifier_state, find_vocab, load_model_snapshot, resolve_model_dir
 from model_compress.modeling.bert import BertForSequenceClassification, BertModel
 from model_compress.modeling.checkpoint import (
     SNAPSHOT_JSON,
@@ -279,12 +279,7 @@ def resolve_layer(index: int, num_layers: int, what: str) -> int:
 
 def load_teacher(model_dir: str, layer_index: int) -> tuple[BertModel, BertConfig, int]:
     """The teacher encoder cut after the distilled layer (later layers are never needed), frozen, no dropout."""
-    try:
-        state, config, _ = load_snapshot(model_dir)
-    except (FileNotFoundError, ValueError) as exc:
-        fail(str(exc))
-    if config is None:
-        fail(f"{model_dir} has no config (config.json / snapshot.json); cannot build the teacher")
+    state, config, _ = load_model_snapshot(model_dir, "build the teacher")
     layer = resolve_layer(layer_index, config.num_hidden_layers, "teacher")
     config = config.replace(num_hidden_layers=layer + 1, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     teacher = BertModel(config, add_pooler=False)

@@ -33,12 +33,13 @@ from model_compress.jobs.common import (
     find_vocab,
     fit_classifier,
     load_classifier,
+    load_model_snapshot,
     load_task_data,
     resolve_model_dir,
     write_results,
 )
 from model_compress.modeling.bert import BertForSequenceClassification
-from model_compress.modeling.checkpoint import load_snapshot, save_snapshot
+from model_compress.modeling.checkpoint import save_snapshot
 from model_compress.modeling.slicing import slice_layers
 from model_compress.training import distributed
 from model_compress.training.objectives import ClassificationObjective
@@ -51,12 +52,7 @@ from model_compress.training.sources import WithCachedTargets
 def generate_student_model(teacher_model: str, student_model: str, layer_list: str) -> str:
     """Save a student made of the teacher's embeddings, chosen encoder layers, pooler and head."""
     teacher_dir = resolve_model_dir(teacher_model)
-    try:
-        state, config, meta = load_snapshot(teacher_dir)
-    except (FileNotFoundError, ValueError) as exc:
-        fail(str(exc))
-    if config is None:
-        fail(f"{teacher_dir} has no config; cannot tell its layer count")
+    state, config, meta = load_model_snapshot(teacher_dir, "tell its layer count")
     try:
         sliced, student_config = slice_layers(classifier_state(state), config, layer_list)
     except ValueError as exc:
@@ -105,10 +101,8 @@ def build_student(args, data, reference_dir: str):
             fail("give --student_model (e.g. from bert-pkd_generate_student_model.py) or --from_scratch")
         model, config, _ = load_classifier(resolve_model_dir(args.student_model), len(data.labels))
         return model, config
-    _, ref_config, _ = load_snapshot(reference_dir) if not args.student_model else \
-        load_snapshot(resolve_model_dir(args.student_model))
-    if ref_config is None:
-        fail(f"{reference_dir} has no config to derive the student's size from")
+    size_dir = resolve_model_dir(args.student_model) if args.student_model else reference_dir
+    _, ref_config, _ = load_model_snapshot(size_dir, "derive the student's size from it")
     changes = {"num_hidden_layers": args.student_num_hidden_layers, "num_labels": len(data.labels)}
     sizes = (("student_hidden_size", "hidden_size"), ("student_num_attention_heads", "num_attention_heads"),
              ("student_intermediate_size", "intermediate_size"))
