@@ -88,6 +88,26 @@ FILM_NEG_VERDICTS = (
     "skip this one", "a waste of two hours", "i would not watch it again", "not worth your time",
     "it never finds its footing", "i nearly walked out",
 )
+# Ways to say the opposite of an adjective of the other polarity, and to join two clauses of opposite
+# polarity (`main` decides the label).
+NEGATED_FORMS = (
+    "the {aspect} {be} not {adjective}",
+    "the {aspect} {be}n't {adjective}",
+    "the {aspect} {be} not {degree} {adjective}",
+    "i would not call the {aspect} {adjective}",
+    "the {aspect} {be} never {adjective}",
+    "nothing about the {aspect} {be} {adjective}",
+)
+DEGREES = ("at all", "remotely", "even slightly")
+CONTRAST_FORMS = (
+    "{other}, but {main}",
+    "{other}. however, {main}",
+    "although {other}, {main}",
+    "{main} even though {other}",
+    "{other}, yet {main}",
+    "{main}, despite the fact that {other}",
+    "{other}, but in the end {main}",
+)
 
 LEXICONS: dict[str, Lexicon] = {
     "books": Lexicon(
@@ -248,18 +268,9 @@ class _Grammar:
         aspect, plural = self.aspect()
         adjective = self.adjective(1 - polarity)
         be = self.be(plural)
-        form = self.rng.randrange(6)
-        if form == 0:
-            return f"the {aspect} {be} not {adjective}"
-        if form == 1:
-            return f"the {aspect} {be}n't {adjective}"
-        if form == 2:
-            return f"the {aspect} {be} not {self.pick(('at all', 'remotely', 'even slightly'))} {adjective}"
-        if form == 3:
-            return f"i would not call the {aspect} {adjective}"
-        if form == 4:
-            return f"the {aspect} {be} never {adjective}"
-        return f"nothing about the {aspect} {be} {adjective}"
+        template = NEGATED_FORMS[self.rng.randrange(len(NEGATED_FORMS))]
+        degree = self.pick(DEGREES) if "{degree}" in template else ""
+        return template.format(aspect=aspect, be=be, adjective=adjective, degree=degree)
 
     def verb(self, polarity: int) -> str:
         aspect, _ = self.aspect()
@@ -294,20 +305,7 @@ class _Grammar:
         """A clause of the other polarity, then the deciding one (or the reverse with *even though*)."""
         other = self.simple(1 - polarity)
         main = self.simple(polarity)
-        form = self.rng.randrange(7)
-        if form == 0:
-            return f"{other}, but {main}"
-        if form == 1:
-            return f"{other}. however, {main}"
-        if form == 2:
-            return f"although {other}, {main}"
-        if form == 3:
-            return f"{main} even though {other}"
-        if form == 4:
-            return f"{other}, yet {main}"
-        if form == 5:
-            return f"{main}, despite the fact that {other}"
-        return f"{other}, but in the end {main}"
+        return CONTRAST_FORMS[self.rng.randrange(len(CONTRAST_FORMS))].format(other=other, main=main)
 
     def filler(self) -> str:
         return self.pick(self.lex.fillers).format(product=self.product())
