@@ -316,3 +316,13 @@ def test_concurrent_jobs_build_a_split_once(tmp_path, data_tokenizer):
     assert outputs == ["7", "7"]
     assert marker.read_text().count("built") == 1
     assert read_split(str(tmp_path / "task" / "ofrecord" / "train"))["label_ids"].shape[0] == 7
+
+
+def test_split_is_reused_where_no_lock_file_can_be_made(tmp_path, data_tokenizer):
+    examples = make_examples(5)
+    first = ensure_ofrecord_split(examples, str(tmp_path), "train", data_tokenizer, 10, LABELS)
+    lock = tmp_path / "ofrecord" / ".train.lock"
+    lock.unlink()
+    lock.mkdir()  # opening it fails, as on a read-only dataset
+    again = ensure_ofrecord_split(examples, str(tmp_path), "train", data_tokenizer, 10, LABELS)
+    assert again.directory == first.directory and again.meta == first.meta

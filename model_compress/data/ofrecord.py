@@ -594,17 +594,26 @@ def _stale_reasons(meta: dict, expected: dict) -> list[str]:
 
 @contextlib.contextmanager
 def split_lock(data_dir: str, split: str) -> Iterator[None]:
-    """Hold an exclusive advisory lock on one split of `data_dir` (a no-op where flock is missing)."""
-    parent = os.path.dirname(split_dir(data_dir, split))
-    os.makedirs(parent, exist_ok=True)
-    with open(os.path.join(parent, f".{split}.lock"), "a+b") as handle:
-        if fcntl is not None:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    """Hold an exclusive advisory lock on one split of `data_dir`.
+
+    Without flock, or where the lock file cannot be created (a read-only dataset), it locks nothing:
+    an up-to-date split is then still reused, and a build fails on its own write as before.
+    """
+    path = os.path.join(os.path.dirname(split_dir(data_dir, split)), f".{split}.lock")
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        handle = open(path, "a+b")
+    except OSError:
+        handle = None
+    if handle is None or fcntl is None:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield
         finally:
-            if fcntl is not None:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def ensure_ofrecord_split(
