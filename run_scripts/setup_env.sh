@@ -98,6 +98,8 @@ echo "$WEIGHTS_SHA256  $WEIGHTS_FILE" | sha256sum --check --status \
 say "checking that oneflow imports"
 (cd "$ROOT" && "$VPY" -c 'import model_compress.runtime, oneflow; print("[setup] oneflow", oneflow.__version__)') \
     || die "oneflow failed to import inside $VENV; see the message above."
+say "CPU runtime settings (measured once per CPU model; re-measure with: python -m model_compress.runtime --probe)"
+(cd "$ROOT" && "$VPY" -m model_compress.runtime --report) || die "could not report the CPU runtime settings"
 
 wanted_stamp > "$STAMP"
 say "done in $(( $(date +%s) - START )) s: activate with 'source .venv/bin/activate'"

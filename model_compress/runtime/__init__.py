@@ -1,32 +1,37 @@
 """Process set-up that must happen before ``import oneflow``.
 
 OneFlow 0.9.0 dlopens cuDNN 8 and cuBLAS 11 at import even on CPU machines, logs CUDA driver
-warnings through glog, and ships an OpenBLAS and a oneDNN path that are slow on this project's CPUs
-unless told otherwise. Importing this module (``model_compress`` does it first) fixes all of that.
-Every default is applied only when the user has not set the variable: explicit settings win.
-See docs/runtime.md for the measurements behind each default.
+warnings through glog, and its CPU speed depends on settings that are right on one CPU and wrong on
+the next (which BLAS runs its matmuls, OpenBLAS's core type, oneDNN). Importing this module
+(``model_compress`` does it first) applies the setting measured fastest on this CPU model (``tuning``,
+cached per machine), preloads the CUDA libraries, imports OneFlow without its noise and, when chosen,
+routes its sgemm to a multi-threaded OpenBLAS (``blas``). The user's own variables always win.
+See docs/runtime.md for the measurements.
 """
 
 from __future__ import annotations
 
 import ctypes
 import glob
+import importlib.util
 import os
 import sys
 import tempfile
+
+from model_compress.runtime import blas, tuning
+from model_compress.runtime.settings import BASELINE, BUNDLED, OPENBLAS, RuntimeSetting, threads_per_process
+from model_compress.runtime.tuning import PROBE_FLAG
 
 SETUP_HINT = (
     "model_compress needs OneFlow 0.9 in the project venv: run `bash run_scripts/setup_env.sh` "
     "and then `source .venv/bin/activate` (or call `.venv/bin/python` directly)."
 )
 
-# name -> (default, why); see docs/runtime.md
+# name -> default; see docs/runtime.md
 CPU_DEFAULTS: dict[str, str] = {
     # glog: hide INFO/WARNING/ERROR lines such as "CUDA driver version is insufficient" on CPU-only
     # machines; real failures still surface as Python exceptions.
     "GLOG_minloglevel": "3",
-    # oneDNN fused paths made mean-subtraction 150x and LayerNorm 11x slower on this CPU.
-    "ONEFLOW_ENABLE_ONEDNN_OPTS": "0",
 }
 
 _CUDA_LIBS = (
@@ -42,24 +47,44 @@ _CUDA_LIBS = (
 _prepared = False
 
 
-def _cpu_has_avx2() -> bool:
+def machine_setting() -> RuntimeSetting:
+    """The CPU setting for this process: the user's MODEL_COMPRESS_BLAS if set, else the measured one."""
+    if os.environ.get(PROBE_FLAG) or os.environ.get("MODEL_COMPRESS_BLAS"):
+        return RuntimeSetting(
+            blas=os.environ.get("MODEL_COMPRESS_BLAS", BUNDLED),
+            coretype=os.environ.get("OPENBLAS_CORETYPE", ""),
+            threads=int(os.environ.get("MODEL_COMPRESS_BLAS_THREADS", os.cpu_count() or 1)),
+            onednn=os.environ.get("ONEFLOW_ENABLE_ONEDNN_OPTS", "0") == "1",
+        )
+    if sys.version_info[:2] > (3, 10) or importlib.util.find_spec("oneflow") is None:
+        return BASELINE  # nothing to tune; require_oneflow() explains how to set up
     try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return " avx2 " in f" {line.split(':', 1)[1].strip()} "
-    except OSError:
-        pass
-    return False
+        return tuning.chosen_setting()
+    except Exception as exc:  # a failed measurement must never stop the toolkit from running
+        sys.stderr.write(f"model_compress: could not choose CPU settings ({exc}); using OneFlow's own\n")
+        return BASELINE
 
 
-def _apply_env_defaults() -> None:
+def _apply_env_defaults(setting: RuntimeSetting) -> None:
     for name, value in CPU_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    # OneFlow's bundled OpenBLAS misdetects some AMD CPUs and falls back to a generic sgemm kernel
-    # (22 vs 59 GFLOP/s measured). Forcing the Haswell kernel is safe whenever AVX2 is present.
-    if _cpu_has_avx2():
-        os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
+    os.environ.setdefault("ONEFLOW_ENABLE_ONEDNN_OPTS", "1" if setting.onednn else "0")
+    if setting.blas == BUNDLED and setting.coretype:
+        os.environ.setdefault("OPENBLAS_CORETYPE", setting.coretype)
+
+
+def _route_blas(setting: RuntimeSetting) -> None:
+    """Send OneFlow's sgemm to the replacement OpenBLAS when that is the setting in force."""
+    if os.environ.get("MODEL_COMPRESS_BLAS", setting.blas) != OPENBLAS or "oneflow" not in sys.modules:
+        return
+    explicit = os.environ.get("MODEL_COMPRESS_BLAS_THREADS")
+    cores = tuning.cpu_info()["cores"]
+    threads = int(explicit) if explicit else threads_per_process(
+        setting.threads, cores, int(os.environ.get("WORLD_SIZE", "1")))
+    try:
+        blas.route_sgemm(threads)
+    except (RuntimeError, OSError, AttributeError) as exc:
+        sys.stderr.write(f"model_compress: keeping OneFlow's own BLAS ({exc})\n")
 
 
 def _preload_cuda_libs() -> None:
@@ -103,13 +128,15 @@ def _import_oneflow_quietly() -> None:
 
 
 def prepare() -> None:
-    """Apply environment defaults, preload CUDA libraries and import oneflow without its noise."""
+    """Choose and apply the CPU settings, preload CUDA libraries, import oneflow quietly, route sgemm."""
     global _prepared
     if _prepared:
         return
-    _apply_env_defaults()
+    setting = machine_setting()
+    _apply_env_defaults(setting)
     _preload_cuda_libs()
     _import_oneflow_quietly()
+    _route_blas(setting)
     _prepared = True
 
 
