@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 import os
 from collections.abc import Sequence
 
@@ -23,6 +23,7 @@ from model_compress.jobs import mft
 from model_compress.jobs.common import (
     DEFAULT_MODEL,
     TaskData,
+    flags_of,
     load_classifier,
     save_classifier,
     write_results,
@@ -40,6 +41,7 @@ from model_compress.jobs.metakd.shared import (
     prepare,
     teacher_layers,
 )
+from model_compress.jobs.settings import StudentSettings, TrainSettings, from_flags
 from model_compress.jobs.student import build_student
 from model_compress.modeling.bert import BertForSequenceClassification
 from model_compress.modeling.checkpoint import load_state_into, module_state_numpy, snapshot_format
@@ -104,24 +106,23 @@ def _snapshot_in(path: str) -> str:
     return path
 
 
-def build_meta_student(args, data: TaskData, reference_dir: str, source: str | None
+def build_meta_student(spec: StudentSettings, stage: str, data: TaskData, reference_dir: str, source: str | None
                        ) -> tuple[BertForSequenceClassification, BertConfig, str]:
     """The student: from scratch, or loaded from `source` and sliced to its layers k*i+k-1 when deeper.
 
     Returns (model, config, a description of where it came from).
     """
-    if args.from_scratch:
-        if args.student_num_hidden_layers < 1:
+    if spec.from_scratch:
+        if spec.student_num_hidden_layers < 1:
             fail("--from_scratch needs --student_num_hidden_layers >= 1")
-        scratch = copy.copy(args)
-        scratch.student_model = source
-        model, config = build_student(scratch, data, reference_dir)
+        model, config = build_student(dataclasses.replace(spec, student_model=source), len(data.labels),
+                                      reference_dir)
         return model, config, "random"
     source_dir = _snapshot_in(mft.resolve_model(source))
     _check_vocab(source_dir, data.tokenizer.vocab)
     model, config, _ = load_classifier(source_dir, len(data.labels))
     # stage 2 continues the stage-1 student whatever its depth
-    wanted = 0 if args.distill_stage == "second" else args.student_num_hidden_layers
+    wanted = 0 if stage == "second" else spec.student_num_hidden_layers
     if wanted < 0:
         fail(f"--student_num_hidden_layers must be >= 0, got {wanted}")
     if wanted > config.num_hidden_layers:
@@ -162,12 +163,6 @@ def _genre_rows(loader, genre: str, domains: Sequence[str]) -> np.ndarray:
     return rows
 
 
-def _stage_args(args, epochs: float):
-    staged = copy.copy(args)
-    staged.num_epochs = epochs
-    return staged
-
-
 def run_meta_distill(args) -> dict:
     """Train (and evaluate per domain) the Meta-KD student of one genre, or its vanilla-KD twin."""
     if args.temperature <= 0:
@@ -188,18 +183,20 @@ def run_meta_distill(args) -> dict:
                  f"first with the same --model_save_dir (looked for {student_source})")
     model_path = args.teacher_model if args.do_train else (student_source or DEFAULT_MODEL)
     model_dir, vocab, data = prepare(args, model_path, ("train", "dev"))
+    settings = from_flags(TrainSettings, args)
     domains = domain_names(data)
     genre_id(args.genre, domains)
-    dev = dev_source(args, data)
+    dev = dev_source(data, settings)
     result: dict = {"output_dir": output_dir}
     snapshot = _snapshot_in(mft.resolve_model(student_source)) if student_source else None
     student = None
     if args.do_train:
         teacher, t_config, _ = load_classifier(model_dir, len(data.labels), verbose=False)
-        student, s_config, init = build_meta_student(args, data, model_dir, student_source)
+        student, s_config, init = build_meta_student(from_flags(StudentSettings, args), stage, data, model_dir,
+                                                     student_source)
         _check_pair(s_config, t_config)
-        dump, dump_dir = ensure_teacher_dump(args, model_dir, teacher, t_config, data, s_config.num_hidden_layers,
-                                             refresh=args.refresh_teacher_cache)
+        dump, dump_dir = ensure_teacher_dump(settings, args.dump_dir, model_dir, teacher, t_config, data,
+                                             s_config.num_hidden_layers, refresh=args.refresh_teacher_cache)
         del teacher
         count = len(data.examples["train"])
         scores = mft.load_weights(args.data_dir, count)
@@ -221,8 +218,8 @@ def run_meta_distill(args) -> dict:
                 student, t_config.hidden_size, len(domains), attention, hidden, args.domain_loss_weight,
                 args.use_sample_weights), args.device)
             train = WithCachedTargets(source, {name: dump[name] for name in TEACHER_ARRAYS})
-            loop = fit(_stage_args(args, epochs), objective, student, train, None, vocab, output_dir,
-                        lambda m: "", meta)
+            loop = fit(dataclasses.replace(settings, num_epochs=epochs), objective, student, train, None, vocab,
+                       output_dir, lambda m: "", meta)
             snapshot = save_classifier(student, first_stage_snapshot(output_dir, args.genre), s_config, vocab,
                                        {"task": args.task_name, "role": "meta-student-first", **meta,
                                         "final_loss": loop.final_loss, "epochs": epochs})
@@ -239,15 +236,15 @@ def run_meta_distill(args) -> dict:
                 name, role = "meta", "meta-kd-student"
             train = WithCachedTargets(source, {"teacher_logits": dump["teacher_logits"]})
             genre = args.genre
-            loop = fit(args, objective, student, train,
+            loop = fit(settings, objective, student, train,
                         make_domain_evaluator(student, dev, domains, genre, args.eager), vocab, output_dir,
                         lambda m: f"snapshot_best_{name}_student_{genre}_dev_{m['accuracy']}",
                         {**meta, "role": role})
             snapshot, result["train"] = loop.best_snapshot, loop
             result["eval"] = metrics = best_metrics(loop)
             if distributed.rank() == 0:
-                _report(args, metrics, student, snapshot, output_dir, domains,
-                        {"role": role, "stage": stage, "best_step": loop.best_step,
+                _report(flags_of(args), args.result_dir or output_dir, args.genre, metrics, student, snapshot,
+                        domains, {"role": role, "stage": stage, "best_step": loop.best_step,
                          "train_seconds": loop.train_seconds, **meta})
     elif args.do_eval:
         if not snapshot:
@@ -256,7 +253,8 @@ def run_meta_distill(args) -> dict:
         student = distributed.setup_model(student, args.device)
         result["eval"] = metrics = make_domain_evaluator(student, dev, domains, args.genre, args.eager)()
         if distributed.rank() == 0:
-            _report(args, metrics, student, snapshot, output_dir, domains, {"role": "student-eval"})
+            _report(flags_of(args), args.result_dir or output_dir, args.genre, metrics, student, snapshot,
+                    domains, {"role": "student-eval"})
     result["snapshot"] = snapshot
     return result
 
@@ -265,13 +263,14 @@ def results_name(genre: str) -> str:
     return f"results_eval_{genre}.json"
 
 
-def _report(args, metrics: dict, model, snapshot: str | None, output_dir: str, domains: Sequence[str],
-            extra: dict) -> str:
-    path = write_results(args.result_dir or output_dir, metrics, args, model, snapshot,
-                         {"genre": args.genre, "per_domain": per_domain(metrics, domains), **extra},
-                         name=results_name(args.genre))
+def _report(flags: dict, result_dir: str, genre: str, metrics: dict, model, snapshot: str | None,
+            domains: Sequence[str], extra: dict) -> str:
+    """results_eval_<genre>.json (per-domain accuracy included) and a one-line summary."""
+    path = write_results(result_dir, metrics, flags, model, snapshot,
+                         {"genre": genre, "per_domain": per_domain(metrics, domains), **extra},
+                         name=results_name(genre))
     shown = ", ".join(f"{d} {a:.4f}" for d, a in per_domain(metrics, domains).items())
-    print(f"[metakd] {extra.get('role')} ({args.genre}): dev accuracy {metrics['accuracy']:.4f} ({shown}); "
+    print(f"[metakd] {extra.get('role')} ({genre}): dev accuracy {metrics['accuracy']:.4f} ({shown}); "
           f"snapshot {snapshot}; results in {path}")
     return path
 

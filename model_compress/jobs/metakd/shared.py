@@ -20,6 +20,7 @@ from model_compress.jobs.common import (
     save_classifier,
     task_domains,
 )
+from model_compress.jobs.settings import DataSettings, TrainSettings, from_flags
 from model_compress.modeling.config import BertConfig
 from model_compress.training import distributed
 from model_compress.training.domains import ALL_DOMAINS, domain_index
@@ -39,7 +40,7 @@ def prepare(args, model_path: str | None, splits: Sequence[str]) -> tuple[str, s
     model_dir = mft.resolve_model(model_path)
     vocab = mft.resolve_vocab(model_dir, args.vocab_file)
     args.data_dir = mft.resolve_data_dir(args.data_dir)
-    return model_dir, vocab, load_task_data(args, vocab, splits)
+    return model_dir, vocab, load_task_data(from_flags(DataSettings, args), vocab, splits)
 
 
 def domain_names(data: TaskData) -> list[str]:
@@ -61,20 +62,22 @@ def optional_weights(data_dir: str, count: int) -> np.ndarray | None:
     return mft.load_weights(data_dir, count) if os.path.isfile(mft.weight_path(data_dir)) else None
 
 
-def dev_source(args, data: TaskData):
-    return data.loader("dev", args.eval_batch_size_per_device, train=False, seed=args.seed, rank=0, world_size=1,
-                       with_domain=True)
+def dev_source(data: TaskData, settings: TrainSettings):
+    """The dev split in file order, with its domains."""
+    return data.loader("dev", settings.eval_batch_size_per_device, train=False, seed=settings.seed, rank=0,
+                       world_size=1, with_domain=True)
 
 
-def fit(args, objective, model, train_source, evaluate, vocab: str, output_dir: str, snapshot_name, meta: dict):
+def fit(settings: TrainSettings, objective, model, train_source, evaluate, vocab: str, output_dir: str,
+        snapshot_name, meta: dict):
     """The shared training loop; `evaluate=None` trains without dev evaluation or snapshots."""
     from model_compress.training.loop import train
 
     def save(path: str, metrics: dict) -> None:
-        save_classifier(model, path, model.config, vocab, {"task": args.task_name, **meta, **metrics})
+        save_classifier(model, path, model.config, vocab, {"task": settings.task_name, **meta, **metrics})
 
     return train(objective, train_source, evaluate, save if evaluate else None, snapshot_name,
-                 loop_config(args, output_dir))
+                 loop_config(settings, output_dir))
 
 
 def best_metrics(loop) -> dict:
@@ -90,8 +93,9 @@ def teacher_layers(student_layers: int, teacher_config: BertConfig) -> tuple[lis
         raise AssertionError from None
 
 
-def ensure_teacher_dump(args, teacher_dir: str, teacher, teacher_config: BertConfig, data: TaskData,
-                        student_layers: int, refresh: bool = False) -> tuple[dict[str, np.ndarray], str]:
+def ensure_teacher_dump(settings: TrainSettings, dump_dir: str | None, teacher_dir: str, teacher,
+                        teacher_config: BertConfig, data: TaskData, student_layers: int, refresh: bool = False
+                        ) -> tuple[dict[str, np.ndarray], str]:
     """The meta-teacher's outputs for every training example: reused when an identical dump exists, else made.
 
     A dump is identified by the teacher snapshot, the training split (content, seq_length, vocab,
@@ -100,16 +104,16 @@ def ensure_teacher_dump(args, teacher_dir: str, teacher, teacher_config: BertCon
     """
     domains = domain_names(data)
     count = len(data.examples["train"])
-    scores = mft.load_weights(args.data_dir, count)  # the split carries the prototypical scores
-    batch = args.eval_batch_size_per_device
-    source = data.loader("train", batch, train=False, seed=args.seed, rank=0, world_size=1, with_domain=True,
+    scores = mft.load_weights(data.data_dir, count)  # the split carries the prototypical scores
+    batch = settings.eval_batch_size_per_device
+    source = data.loader("train", batch, train=False, seed=settings.seed, rank=0, world_size=1, with_domain=True,
                          weights=scores)
-    mft.keep_weights(args.data_dir, scores)
+    mft.keep_weights(data.data_dir, scores)
     attention, hidden = teacher_layers(student_layers, teacher_config)
     spec = {"kind": DUMP_KIND, "attention_layers": attention, "hidden_layers": hidden,
             "vocab_hash": source.meta.get("vocab_hash"), "labels": data.labels, "domains": domains}
     key = cache_key(teacher_dir, source.meta, spec)
-    directory = args.dump_dir or os.path.join(args.data_dir, "teacher_cache", f"metakd-{key}")
+    directory = dump_dir or os.path.join(data.data_dir, "teacher_cache", f"metakd-{key}")
     if not refresh and os.path.isfile(os.path.join(directory, "index.json")):
         if read_dump_index(directory).get("key") == key:
             note(f"teacher dump reused from {directory}")
@@ -119,8 +123,8 @@ def ensure_teacher_dump(args, teacher_dir: str, teacher, teacher_config: BertCon
             "seq_length": int(source.meta["seq_length"]), "source_hash": source.meta.get("source_hash"),
             "student_num_hidden_layers": student_layers, "teacher_num_hidden_layers": teacher_config.num_hidden_layers,
             **spec}
-    outputs = MetaTeacherOutputs(distributed.setup_model(teacher, args.device), attention, hidden)
-    write_teacher_dump(directory, outputs, source, count, info, eager=args.eager)
+    outputs = MetaTeacherOutputs(distributed.setup_model(teacher, settings.device), attention, hidden)
+    write_teacher_dump(directory, outputs, source, count, info, eager=settings.eager)
     arrays = load_cache(directory)
     if distributed.rank() == 0:
         print(f"[metakd] teacher dump of {count} examples in {directory} "

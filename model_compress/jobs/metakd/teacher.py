@@ -14,6 +14,7 @@ from model_compress.distill.metakd import WithUnitWeights
 from model_compress.jobs import mft
 from model_compress.jobs.common import (
     DEFAULT_MODEL,
+    flags_of,
     load_classifier,
     write_results,
 )
@@ -27,6 +28,7 @@ from model_compress.jobs.metakd.shared import (
     optional_weights,
     prepare,
 )
+from model_compress.jobs.settings import TrainSettings, from_flags
 from model_compress.training import distributed
 from model_compress.training.domains import make_domain_evaluator, per_domain
 
@@ -65,14 +67,15 @@ def run_meta_teacher(args) -> dict:
     if args.domain_loss_weight < 0:
         fail(f"--domain_loss_weight must be >= 0, got {args.domain_loss_weight}")
     model_dir, vocab, data = prepare(args, args.model_load_dir, ("train", "dev"))
+    settings = from_flags(TrainSettings, args)
     domains = domain_names(data)
-    output_dir = mft.stamp_dir(args)  # the seed's output/model_save-<time>
-    dev = dev_source(args, data)
+    output_dir = mft.stamp_dir(args.model_save_dir)  # the seed's output/model_save-<time>
+    dev = dev_source(data, settings)
     if not args.do_train:
         model, _, _ = load_classifier(model_dir, len(data.labels))
         model = distributed.setup_model(model, args.device)
         metrics = make_domain_evaluator(model, dev, domains, ALL_GENRES, args.eager)()
-        path = write_results(args.result_dir or output_dir, metrics, args, model, model_dir,
+        path = write_results(args.result_dir or output_dir, metrics, flags_of(args), model, model_dir,
                              {"role": "meta-teacher", "per_domain": per_domain(metrics, domains)})
         print(f"[metakd] meta-teacher dev accuracy {metrics['accuracy']:.4f}; results in {path}")
         return {"eval": metrics, "snapshot": model_dir}
@@ -94,17 +97,17 @@ def run_meta_teacher(args) -> dict:
         train = WithUnitWeights(train)
     train = WithShuffledDomains(train, seed=args.seed)
     task = args.task_name
-    settings = {"use_sample_weights": bool(args.use_sample_weights), "use_domain_loss": bool(args.use_domain_loss),
+    choices = {"use_sample_weights": bool(args.use_sample_weights), "use_domain_loss": bool(args.use_domain_loss),
                 "domain_loss_weight": weight, "layer_indexes": layers}
-    loop = fit(args, objective, model, train, make_domain_evaluator(model, dev, domains, ALL_GENRES, args.eager),
+    loop = fit(settings, objective, model, train, make_domain_evaluator(model, dev, domains, ALL_GENRES, args.eager),
                 vocab, output_dir, lambda m: f"snapshot_best_mft_model_{task}_dev_{m['accuracy']}",
-                {"labels": data.labels, "domains": domains, "role": "meta-teacher", "init": model_dir, **settings})
+                {"labels": data.labels, "domains": domains, "role": "meta-teacher", "init": model_dir, **choices})
     metrics = best_metrics(loop)
     if distributed.rank() == 0:
-        path = write_results(args.result_dir or output_dir, metrics, args, model, loop.best_snapshot,
+        path = write_results(args.result_dir or output_dir, metrics, flags_of(args), model, loop.best_snapshot,
                              {"role": "meta-teacher", "best_step": loop.best_step, "domains": domains,
                               "per_domain": per_domain(metrics, domains), "train_seconds": loop.train_seconds,
-                              **settings})
+                              **choices})
         shown = ", ".join(f"{d} {a:.4f}" for d, a in per_domain(metrics, domains).items())
         print(f"[metakd] meta-teacher best dev accuracy {metrics['accuracy']:.4f} at step {loop.best_step} "
               f"({shown}); snapshot {loop.best_snapshot}; results in {path}")
@@ -136,7 +139,8 @@ def teacher_eval_parser() -> argparse.ArgumentParser:
 def run_teacher_eval(args) -> dict:
     teacher_dir, _, data = prepare(args, args.model_load_dir, ("train",))
     teacher, config, _ = load_classifier(teacher_dir, len(data.labels))
-    arrays, directory = ensure_teacher_dump(args, teacher_dir, teacher, config, data, args.student_num_hidden_layers,
+    arrays, directory = ensure_teacher_dump(from_flags(TrainSettings, args), args.dump_dir, teacher_dir, teacher,
+                                            config, data, args.student_num_hidden_layers,
                                             refresh=args.refresh_teacher_cache)
     return {"arrays": arrays, "dump_dir": directory, "teacher": teacher_dir}
 
