@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime
 import json
@@ -18,6 +19,7 @@ from model_compress.data.loader import OFRecordLoader
 from model_compress.data.ofrecord import ensure_ofrecord_split
 from model_compress.data.processors import DataFormatError, DataProcessor, InputExample, get_processor
 from model_compress.data.tokenization import FullTokenizer
+from model_compress.jobs.settings import DataSettings, TrainSettings
 from model_compress.modeling.bert import BertForSequenceClassification, count_parameters, parameter_mib
 from model_compress.modeling.checkpoint import load_snapshot, load_state_into, module_state_numpy, save_snapshot
 from model_compress.modeling.config import BertConfig
@@ -148,36 +150,39 @@ def task_domains(data: TaskData, algorithm: str, example_task: str) -> list[str]
         raise AssertionError from None
 
 
-def load_task_data(args, vocab_file: str, splits: Sequence[str] = ("train", "dev")) -> TaskData:
+def load_task_data(
+    settings: DataSettings, vocab_file: str, splits: Sequence[str] = ("train", "dev")
+) -> TaskData:
     """Read the task's text files (with the seeds' example-count limits) and the tokenizer."""
     try:
-        processor = get_processor(args.task_name)
+        processor = get_processor(settings.task_name)
     except (KeyError, ValueError) as exc:
         fail(str(exc).strip("'\""))
-    if not os.path.isdir(args.data_dir):
-        fail(f"--data_dir {args.data_dir} does not exist")
-    limits = {"train": args.train_example_num, "dev": args.dev_example_num or args.eval_example_num,
-              "test": args.eval_example_num}
+    if not os.path.isdir(settings.data_dir):
+        fail(f"--data_dir {settings.data_dir} does not exist")
+    limits = {"train": settings.train_example_num, "dev": settings.dev_example_num or settings.eval_example_num,
+              "test": settings.eval_example_num}
     examples: dict[str, list[InputExample]] = {}
     try:
         for split in splits:
-            rows = processor.get_examples(args.data_dir, split)
+            rows = processor.get_examples(settings.data_dir, split)
             if limits.get(split):
                 rows = rows[: limits[split]]
             if not rows:
-                fail(f"{args.data_dir}: the {split} split has no examples")
+                fail(f"{settings.data_dir}: the {split} split has no examples")
             examples[split] = rows
     except (DataFormatError, FileNotFoundError) as exc:
         fail(str(exc))
-    tokenizer = FullTokenizer(vocab_file, do_lower_case=args.do_lower_case)
-    return TaskData(processor, tokenizer, args.data_dir, args.seq_length, args.resave_ofrecord, examples)
+    tokenizer = FullTokenizer(vocab_file, do_lower_case=settings.do_lower_case)
+    return TaskData(processor, tokenizer, settings.data_dir, settings.seq_length, settings.resave_ofrecord, examples)
 
 
-def default_output_dir(args, job: str) -> str:
-    if args.model_save_dir:
-        return args.model_save_dir
+def default_output_dir(model_save_dir: str | None, task_name: str, job: str) -> str:
+    """--model_save_dir, else ``output/<job>-<task>-<time>``."""
+    if model_save_dir:
+        return model_save_dir
     stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
-    return os.path.join("output", f"{job}-{args.task_name}-{stamp}")
+    return os.path.join("output", f"{job}-{task_name}-{stamp}")
 
 
 def save_classifier(
@@ -193,20 +198,21 @@ def save_classifier(
     return path
 
 
-def flags_of(args) -> dict:
+def flags_of(args: argparse.Namespace) -> dict:
+    """The scalar flags of a run, as recorded in results files."""
     return {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool)) or v is None}
 
 
-def write_results(path_dir: str, metrics: dict, args, model: flow.nn.Module, snapshot: str | None,
+def write_results(path_dir: str, metrics: dict, flags: dict, model: flow.nn.Module, snapshot: str | None,
                   extra: dict | None = None, name: str = "results_eval.json") -> str:
-    """results_eval.json: metrics, model size and throughput, task, snapshot and flags."""
+    """results_eval.json: metrics, model size and throughput, task, snapshot and ``flags`` (see :func:`flags_of`)."""
     os.makedirs(path_dir, exist_ok=True)
     payload = {
-        "task": args.task_name,
+        "task": flags.get("task_name"),
         **{k: v for k, v in metrics.items()},
         **model_summary(model),
         "snapshot": snapshot,
-        "flags": flags_of(args),
+        "flags": dict(flags),
         **(extra or {}),
     }
     path = os.path.join(path_dir, name)
@@ -223,27 +229,28 @@ def _json_default(value):
     return str(value)
 
 
-def loop_config(args, output_dir: str, metric: str = "accuracy"):
+def loop_config(settings: TrainSettings, output_dir: str, metric: str = "accuracy"):
+    """The training loop's configuration from the training settings."""
     from model_compress.training.loop import LoopConfig
 
     return LoopConfig(
-        num_epochs=args.num_epochs,
-        learning_rate=args.learning_rate,
-        weight_decay=args.weight_decay_rate,
-        warmup_proportion=args.warmup_proportion,
-        clip_grad_norm=args.clip_grad_norm,
-        eval_every_step_num=args.eval_every_step_num,
+        num_epochs=settings.num_epochs,
+        learning_rate=settings.learning_rate,
+        weight_decay=settings.weight_decay_rate,
+        warmup_proportion=settings.warmup_proportion,
+        clip_grad_norm=settings.clip_grad_norm,
+        eval_every_step_num=settings.eval_every_step_num,
         metric=metric,
-        eager=args.eager,
-        device=args.device,
+        eager=settings.eager,
+        device=settings.device,
         output_dir=output_dir,
-        max_steps=args.max_steps,
-        freeze_word_embeddings=args.freeze_word_embeddings,
+        max_steps=settings.max_steps,
+        freeze_word_embeddings=settings.freeze_word_embeddings,
     )
 
 
 def fit_classifier(
-    args,
+    settings: TrainSettings,
     objective: flow.nn.Module,
     model: BertForSequenceClassification,
     train_source,
@@ -259,24 +266,26 @@ def fit_classifier(
     from model_compress.training.loop import train
     from model_compress.training.objectives import ClassifierLogits
 
-    predictor = Predictor(ClassifierLogits(model), eager=args.eager)
+    predictor = Predictor(ClassifierLogits(model), eager=settings.eager)
     to_save = save_module if save_module is not None else model
 
     def save(path: str, metrics: dict) -> None:
         save_classifier(to_save, path, model.config, vocab_file,
-                        {"task": args.task_name, "labels": None, **(meta or {}), **metrics})
+                        {"task": settings.task_name, "labels": None, **(meta or {}), **metrics})
 
     return train(objective, train_source, lambda: evaluate_classifier(predictor, dev_source), save,
-                 snapshot_name, loop_config(args, output_dir))
+                 snapshot_name, loop_config(settings, output_dir))
 
 
-def evaluate_snapshot(args, snapshot: str, data: TaskData, split: str = "dev") -> tuple[dict, flow.nn.Module]:
+def evaluate_snapshot(
+    settings: TrainSettings, snapshot: str, data: TaskData, split: str = "dev"
+) -> tuple[dict, flow.nn.Module]:
     """Metrics and throughput of a snapshot on one split (nn.Graph unless --eager)."""
     from model_compress.training.evaluation import Predictor, evaluate_classifier
     from model_compress.training.objectives import ClassifierLogits
 
     model, _, _ = load_classifier(snapshot, len(data.labels))
-    model = distributed.setup_model(model, args.device)
-    source = data.loader(split, args.eval_batch_size_per_device, train=False, seed=args.seed,
+    model = distributed.setup_model(model, settings.device)
+    source = data.loader(split, settings.eval_batch_size_per_device, train=False, seed=settings.seed,
                          rank=0, world_size=1)
-    return evaluate_classifier(Predictor(ClassifierLogits(model), eager=args.eager), source), model
+    return evaluate_classifier(Predictor(ClassifierLogits(model), eager=settings.eager), source), model

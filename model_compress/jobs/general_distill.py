@@ -22,11 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import oneflow as flow
@@ -34,12 +32,17 @@ from oneflow import nn
 from tqdm import tqdm
 
 from model_compress.cli import add_bool, fail, positive_int, seed_everything
+from model_compress.data.corpus import (  # noqa: F401 (shard_files: kept importable from this module)
+    CorpusStream,
+    list_corpus_files,
+    make_corpus,
+    shard_files,
+)
 from model_compress.data.tokenization import FullTokenizer
-from model_compress.distill.relations import qkv_relation_loss
+from model_compress.distill.minilm import RelationDistillation, encoder_layer_of
 from model_compress.jobs.common import classifier_state, find_vocab, load_model_snapshot, resolve_model_dir
 from model_compress.modeling.bert import BertForSequenceClassification, BertModel
 from model_compress.modeling.checkpoint import (
-    SNAPSHOT_JSON,
     load_snapshot,
     load_state_into,
     module_state_numpy,
@@ -49,194 +52,17 @@ from model_compress.modeling.checkpoint import (
 from model_compress.modeling.config import BertConfig
 from model_compress.training import distributed
 from model_compress.training.graph import make_train_step
-from model_compress.training.objectives import ENCODER_INPUTS
-from model_compress.training.optim import build_optimizer, build_scheduler
+from model_compress.training.resume import (
+    SNAPSHOT_PREFIX,
+    list_snapshots,
+    lr_at,
+    prune_snapshots,
+    resumed_optimization,
+)
 
-SNAPSHOT_PREFIX = "model_"
 ROLE = "general_distill_student"
 STUDENT_TYPES = ("ppminilm", "bert", "ernie", "roberta")  # all mean: a BERT-architecture student here
 TEACHER_TYPES = ("bert", "roberta", "ernie", "ppminilm")  # the teacher is whatever checkpoint is given
-
-
-# ----------------------------------------------------------------------------------------------------
-# Corpus: a directory of text files, one sentence per line, streamed into packed token sequences
-# ----------------------------------------------------------------------------------------------------
-def list_corpus_files(input_dir: str) -> list[str]:
-    """Regular, non-hidden files directly in ``input_dir``, sorted by name."""
-    if not os.path.isdir(input_dir):
-        raise FileNotFoundError(f"--input_dir {input_dir} is not a directory")
-    files = sorted(
-        os.path.join(input_dir, name)
-        for name in os.listdir(input_dir)
-        if not name.startswith(".") and os.path.isfile(os.path.join(input_dir, name))
-    )
-    if not files:
-        raise FileNotFoundError(f"--input_dir {input_dir} holds no corpus files (one sentence per line)")
-    return files
-
-
-def shard_files(files: Sequence[str], rank: int, world_size: int) -> list[str]:
-    """The files one rank reads: every ``world_size``-th, or one (shared) file when ranks outnumber files."""
-    if world_size <= len(files):
-        return list(files[rank::world_size])
-    return [files[rank % len(files)]]
-
-
-class CorpusStream:
-    """Endless batches of packed token sequences from text files, one pass after another.
-
-    Each pass shuffles the file order with ``seed + pass`` (the same on every rank), takes this
-    rank's share of the files, and reads them line by line. Non-empty lines are tokenised; with
-    ``pack`` consecutive sentences of one file are joined into ``[CLS] s1 s2 ... [SEP]`` while they
-    fit in ``max_seq_length`` (a longer sentence is cut into several sequences), without ``pack``
-    each sentence is one sequence, truncated. Sequences pass through a shuffle buffer of
-    ``shuffle_buffer`` entries; nothing else is kept in memory.
-
-    Batches are dicts of int32 numpy arrays ``input_ids``, ``input_mask``, ``segment_ids`` of shape
-    ``[batch_size, max_seq_length]`` (padding id 0 of ``[PAD]``).
-    """
-
-    def __init__(
-        self,
-        files: Sequence[str],
-        tokenizer: FullTokenizer,
-        max_seq_length: int,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-        pack: bool = True,
-        shuffle_buffer: int = 2048,
-    ) -> None:
-        if max_seq_length < 3:
-            raise ValueError(f"max_seq_length {max_seq_length} leaves no room for a token between [CLS] and [SEP]")
-        self.files = list(files)
-        self.tokenizer = tokenizer
-        self.max_seq_length = max_seq_length
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.pack = pack
-        self.shuffle_buffer = max(1, shuffle_buffer)
-        special = tokenizer.special_ids()
-        self.cls_id, self.sep_id, self.pad_id = special["[CLS]"], special["[SEP]"], special["[PAD]"]
-
-    def files_of_pass(self, pass_index: int) -> list[str]:
-        order = list(self.files)
-        np.random.RandomState(self.seed + pass_index).shuffle(order)
-        return shard_files(order, self.rank, self.world_size)
-
-    def _file_sequences(self, path: str) -> Iterator[list[int]]:
-        """Token-id bodies (without [CLS]/[SEP]) of one file, packed or one per sentence."""
-        budget = self.max_seq_length - 2
-        current: list[int] = []
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                text = line.strip()
-                if not text:
-                    continue
-                ids = self.tokenizer.encode(text)
-                if not ids:
-                    continue
-                if not self.pack:
-                    yield ids[:budget]
-                    continue
-                if current and len(current) + len(ids) > budget:
-                    yield current
-                    current = []
-                while len(ids) > budget:  # a sentence longer than one sequence: cut it
-                    yield ids[:budget]
-                    ids = ids[budget:]
-                current.extend(ids)
-        if current:
-            yield current
-
-    def sequences(self, pass_index: int) -> Iterator[list[int]]:
-        """One pass: shuffled ``[CLS] ... [SEP]`` id lists of this rank's files."""
-        rng = np.random.RandomState(self.seed + 7919 * (pass_index + 1) + self.rank)
-        buffer: list[list[int]] = []
-        for path in self.files_of_pass(pass_index):
-            for body in self._file_sequences(path):
-                buffer.append([self.cls_id, *body, self.sep_id])
-                if len(buffer) >= self.shuffle_buffer:
-                    index = rng.randint(len(buffer))
-                    buffer[index], buffer[-1] = buffer[-1], buffer[index]
-                    yield buffer.pop()
-        rng.shuffle(buffer)
-        yield from buffer
-
-    def _endless(self) -> Iterator[list[int]]:
-        pass_index = 0
-        while True:
-            produced = 0
-            for seq in self.sequences(pass_index):
-                produced += 1
-                yield seq
-            if not produced:
-                raise ValueError(f"the corpus files {self.files_of_pass(pass_index)} hold no text")
-            pass_index += 1
-
-    def batches(self, batch_size: int, skip: int = 0) -> Iterator[dict[str, np.ndarray]]:
-        """Endless batches; the first ``skip`` batches are consumed without being built (resume)."""
-        stream = self._endless()
-        for _ in range(skip * batch_size):
-            next(stream)
-        while True:
-            rows = [next(stream) for _ in range(batch_size)]
-            ids = np.full((batch_size, self.max_seq_length), self.pad_id, dtype=np.int32)
-            mask = np.zeros((batch_size, self.max_seq_length), dtype=np.int32)
-            for i, row in enumerate(rows):
-                ids[i, : len(row)] = row
-                mask[i, : len(row)] = 1
-            yield {"input_ids": ids, "input_mask": mask, "segment_ids": np.zeros_like(ids)}
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of a text: split after ``.``, ``!`` or ``?`` followed by white space."""
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
-
-
-def make_corpus(sources: Sequence[tuple[str, str]], out_dir: str, num_files: int = 8, force: bool = False) -> int:
-    """Write the texts of task training sets as a corpus: one sentence per line, over ``num_files`` files.
-
-    ``sources`` are ``(task_name, data_dir)`` pairs read with the project's task processors (training
-    split only, so dev text never leaks into distillation). Sentences are deduplicated and dealt
-    round-robin into ``part-00000.txt`` ...; the directory is written under a temporary name and
-    renamed. An existing non-empty ``out_dir`` is kept unless ``force``. Returns the sentence count
-    (0 when the existing corpus was kept).
-    """
-    from model_compress.data.processors import get_processor
-
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not force:
-        return 0
-    seen: set[str] = set()
-    sentences: list[str] = []
-    for task, data_dir in sources:
-        for example in get_processor(task).get_examples(data_dir, "train"):
-            for text in (example.text_a, example.text_b):
-                for sentence in split_sentences(text or ""):
-                    if sentence not in seen:
-                        seen.add(sentence)
-                        sentences.append(sentence)
-    if not sentences:
-        raise ValueError(f"no sentences found in {', '.join(d for _, d in sources)}")
-    num_files = max(1, min(num_files, len(sentences)))
-    tmp = f"{out_dir.rstrip('/')}.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    handles = [open(os.path.join(tmp, f"part-{i:05d}.txt"), "w", encoding="utf-8") for i in range(num_files)]
-    try:
-        for i, sentence in enumerate(sentences):
-            handles[i % num_files].write(sentence.replace("\n", " ") + "\n")
-    finally:
-        for handle in handles:
-            handle.close()
-    if os.path.isdir(out_dir):
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
-    return len(sentences)
 
 
 def corpus_main(argv: Sequence[str] | None = None) -> None:
@@ -286,7 +112,7 @@ def load_teacher(model_dir: str, layer_index: int) -> tuple[BertModel, BertConfi
     encoder_state = select_prefix(classifier_state(state), "bert.")
     needed = {}
     for key, value in encoder_state.items():
-        key_layer = _layer_of(key)
+        key_layer = encoder_layer_of(key)
         if not key.startswith("pooler.") and (key_layer is None or key_layer <= layer):
             needed[key] = value
     report = load_state_into(teacher, needed, verbose=False)
@@ -298,22 +124,21 @@ def load_teacher(model_dir: str, layer_index: int) -> tuple[BertModel, BertConfi
     return teacher, config, layer
 
 
-def _layer_of(key: str) -> int | None:
-    match = re.match(r"encoder\.layer\.(\d+)\.", key)
-    return int(match.group(1)) if match else None
-
-
-def student_config(args, teacher_config: BertConfig) -> BertConfig:
-    """The student's shape: depth from ``--num_layers``, width/heads default to the teacher's, vocab the teacher's."""
-    hidden = args.hidden_size or teacher_config.hidden_size
-    heads = args.num_attention_heads or teacher_config.num_attention_heads
+def student_config(
+    teacher_config: BertConfig, num_layers: int, hidden_size: int = 0, num_attention_heads: int = 0,
+    intermediate_size: int = 0,
+) -> BertConfig:
+    """The student's shape: ``num_layers`` deep; width/heads default (0) to the teacher's, FFN to 4 x width,
+    vocab and positions the teacher's."""
+    hidden = hidden_size or teacher_config.hidden_size
+    heads = num_attention_heads or teacher_config.num_attention_heads
     try:
         return BertConfig(
             vocab_size=teacher_config.vocab_size,
             hidden_size=hidden,
-            num_hidden_layers=args.num_layers,
+            num_hidden_layers=num_layers,
             num_attention_heads=heads,
-            intermediate_size=args.intermediate_size or 4 * hidden,
+            intermediate_size=intermediate_size or 4 * hidden,
             max_position_embeddings=teacher_config.max_position_embeddings,
             type_vocab_size=teacher_config.type_vocab_size,
             initializer_range=teacher_config.initializer_range,
@@ -334,104 +159,18 @@ def check_relation_heads(num_relation_heads: int, widths: Sequence[int]) -> None
          f"valid: {choices}")
 
 
-class RelationDistillation(nn.Module):
-    """Objective: the student's Q/K/V relations at one layer against the teacher's (returns ``(loss,)``)."""
-
-    input_names = ENCODER_INPUTS
-
-    def __init__(
-        self,
-        student: BertForSequenceClassification,
-        teacher: BertModel,
-        student_layer: int,
-        teacher_layer: int,
-        num_relation_heads: int,
-        alpha: float = 0.0,
-        beta: float = 0.0,
-    ) -> None:
-        super().__init__()
-        self.student = student
-        self.teacher = teacher
-        self.student_layer = student_layer
-        self.teacher_layer = teacher_layer
-        self.num_relation_heads = num_relation_heads
-        self.alpha = float(alpha)
-        self.beta = float(beta)
-        freeze_unused_student_parts(student, student_layer)
-
-    def forward(self, input_ids, input_mask, segment_ids):
-        teacher_qkv = self.teacher(input_ids, segment_ids, input_mask, output_qkv=True).qkv[self.teacher_layer]
-        student_qkv = self.student.bert(input_ids, segment_ids, input_mask, output_qkv=True).qkv[self.student_layer]
-        loss = qkv_relation_loss(student_qkv, teacher_qkv, input_mask, self.num_relation_heads, self.alpha, self.beta)
-        return (loss,)
-
-
-def freeze_unused_student_parts(student: BertForSequenceClassification, student_layer: int) -> None:
-    """Freeze what the relation loss cannot reach, so weight decay and Adam leave it at its initial values:
-    the pooler, the classifier, layers above the distilled one, and the distilled layer's attention
-    output and feed-forward block (only its query/key/value projections feed the loss, as in MiniLMv2)."""
-    for name, param in student.named_parameters():
-        layer = _layer_of(name[len("bert."):]) if name.startswith("bert.") else None
-        unused = name.startswith(("bert.pooler.", "classifier.")) or (
-            layer is not None and (layer > student_layer or (layer == student_layer and ".attention.self." not in name))
-        )
-        if unused:
-            param.requires_grad = False
-
-
-# ----------------------------------------------------------------------------------------------------
-# Snapshots and resume
-# ----------------------------------------------------------------------------------------------------
-def list_snapshots(output_dir: str) -> list[tuple[int, str]]:
-    """Complete ``model_<step>`` snapshots in ``output_dir``, sorted by step."""
-    if not os.path.isdir(output_dir):
-        return []
-    found = []
-    for name in os.listdir(output_dir):
-        match = re.fullmatch(rf"{SNAPSHOT_PREFIX}(\d+)", name)
-        path = os.path.join(output_dir, name)
-        if match and os.path.isfile(os.path.join(path, SNAPSHOT_JSON)):
-            found.append((int(match.group(1)), path))
-    return sorted(found)
+def build_resumed_optimization(
+    module: nn.Module, args: argparse.Namespace, start_step: int, warmup_steps: int
+) -> tuple[flow.optim.Optimizer, object]:
+    """The flags' AdamW and a schedule continuing from ``start_step`` (see ``training.resume``)."""
+    fused = args.device.startswith("cuda") and not args.eager  # the fused kernel is CUDA-only
+    return resumed_optimization(module, args.learning_rate, args.weight_decay, args.max_grad_norm, args.max_steps,
+                                start_step, warmup_steps, fused=fused)
 
 
 def student_state(student: nn.Module) -> dict[str, np.ndarray]:
     """What a general student snapshot holds: the encoder and pooler, no task head (gathered on every rank)."""
     return {k: v for k, v in module_state_numpy(student).items() if not k.startswith("classifier.")}
-
-
-def lr_at(step: int, learning_rate: float, total_steps: int, warmup_steps: int) -> float:
-    """The schedule of ``build_scheduler``: linear warm-up from 0, then linear decay to 0 at ``total_steps``."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return learning_rate * step / warmup_steps
-    return learning_rate * max(0.0, 1.0 - (step - warmup_steps) / max(1, total_steps - warmup_steps))
-
-
-def build_resumed_optimization(
-    module: nn.Module, args, start_step: int, warmup_steps: int
-) -> tuple[flow.optim.Optimizer, object]:
-    """AdamW and a schedule that continue the linear warm-up/decay of a run from ``start_step``.
-
-    Adam moments are not stored in snapshots, so after a resume they restart from zero (bias
-    correction makes that harmless); only the learning rate curve continues where it was.
-    """
-    fused = args.device.startswith("cuda") and not args.eager  # the fused kernel is CUDA-only
-    total = args.max_steps
-    if start_step == 0:
-        optimizer = build_optimizer(module, args.learning_rate, args.weight_decay, args.max_grad_norm, fused=fused)
-        return optimizer, build_scheduler(optimizer, total, warmup_steps / max(1, total))
-    if start_step >= warmup_steps:
-        lr_now = lr_at(start_step, args.learning_rate, total, warmup_steps)
-        optimizer = build_optimizer(module, lr_now, args.weight_decay, args.max_grad_norm, fused=fused)
-        return optimizer, build_scheduler(optimizer, total - start_step, 0.0)
-    optimizer = build_optimizer(module, args.learning_rate, args.weight_decay, args.max_grad_norm, fused=fused)
-    decay = flow.optim.lr_scheduler.PolynomialLR(
-        optimizer, decay_batch=max(1, total - warmup_steps), end_learning_rate=0.0, power=1.0
-    )
-    return optimizer, flow.optim.lr_scheduler.WarmupLR(
-        decay, warmup_factor=start_step / warmup_steps, warmup_iters=warmup_steps - start_step,
-        warmup_method="linear", warmup_prefix=True,
-    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -507,7 +246,8 @@ def run(args) -> dict:
     if args.max_seq_length > teacher_cfg.max_position_embeddings:
         fail(f"--max_seq_length {args.max_seq_length} exceeds the teacher's {teacher_cfg.max_position_embeddings} "
              "positions")
-    config = student_config(args, teacher_cfg)
+    config = student_config(teacher_cfg, args.num_layers, args.hidden_size, args.num_attention_heads,
+                            args.intermediate_size)
     s_layer = resolve_layer(args.student_layer_index, config.num_hidden_layers, "student")
     check_relation_heads(args.num_relation_heads, [teacher_cfg.hidden_size, config.hidden_size])
     if s_layer != config.num_hidden_layers - 1 and is_main:
@@ -548,9 +288,7 @@ def run(args) -> dict:
         if is_main:
             save_snapshot(state, path, config, {**meta, "step": step, "loss": loss},
                           extra_files={"vocab.txt": vocab})
-            if args.keep_last > 0:
-                for _, old in list_snapshots(args.output_dir)[: -args.keep_last]:
-                    shutil.rmtree(old, ignore_errors=True)
+            prune_snapshots(args.output_dir, args.keep_last)
         distributed.barrier()
         return path
 

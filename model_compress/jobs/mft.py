@@ -43,12 +43,14 @@ from model_compress.jobs.common import (
     evaluate_snapshot,
     find_vocab,
     fit_classifier,
+    flags_of,
     load_classifier,
     load_task_data,
     resolve_model_dir,
     task_domains,
     write_results,
 )
+from model_compress.jobs.settings import DataSettings, TrainSettings, from_flags
 from model_compress.training import distributed
 from model_compress.training.evaluation import Predictor
 from model_compress.training.objectives import ClassificationObjective
@@ -113,7 +115,7 @@ def _prepare(args, splits) -> tuple[str, str, TaskData]:
     model_dir = resolve_model(args.model_load_dir)
     vocab = resolve_vocab(model_dir, args.vocab_file)
     args.data_dir = resolve_data_dir(args.data_dir)
-    return model_dir, vocab, load_task_data(args, vocab, splits)
+    return model_dir, vocab, load_task_data(from_flags(DataSettings, args), vocab, splits)
 
 
 def _domains(data: TaskData) -> list[str]:
@@ -163,17 +165,19 @@ def keep_weights(data_dir: str, scores: np.ndarray) -> None:
 # preprocess.py
 
 
-def embed_examples(args, model_dir: str, data: TaskData, split: str = "train") -> dict[str, np.ndarray]:
+def embed_examples(
+    model_dir: str, data: TaskData, split: str, batch_size: int, device: str, eager: bool
+) -> dict[str, np.ndarray]:
     """Mean-pooled last-layer embeddings of a split (shared eval graph) with its domain and label ids."""
     domains = _domains(data)
-    features = convert_examples_to_features(data.examples[split], data.labels, args.seq_length, data.tokenizer,
+    features = convert_examples_to_features(data.examples[split], data.labels, data.seq_length, data.tokenizer,
                                             domains)
     arrays = features_to_arrays(features, feature_names(with_domain=True))
     model, _, _ = load_classifier(model_dir, len(data.labels))
-    model = distributed.setup_model(model, args.device)
+    model = distributed.setup_model(model, device)
     embedder = SentenceEmbedder(model.bert)
-    source = ArrayBatches(arrays, args.eval_batch_size_per_device)
-    embeddings, _, _ = Predictor(embedder, eager=args.eager).outputs(source)
+    source = ArrayBatches(arrays, batch_size)
+    embeddings, _, _ = Predictor(embedder, eager=eager).outputs(source)
     return {"embeddings": embeddings, "domain": arrays["domain"], "label_ids": arrays["label_ids"]}
 
 
@@ -197,7 +201,7 @@ def run_preprocess(args) -> dict:
     """Scores of every training example -> weight.npy + OFRecord splits with `domain` and `weights`."""
     model_dir, _, data = _prepare(args, ("train", "dev"))
     domains = _domains(data)
-    out = embed_examples(args, model_dir, data, "train")
+    out = embed_examples(model_dir, data, "train", args.eval_batch_size_per_device, args.device, args.eager)
     scores = prototypical_scores(out["embeddings"], out["domain"], out["label_ids"])
     train_dir = data.split("train", with_domain=True, weights=scores)
     keep_weights(args.data_dir, scores)
@@ -248,10 +252,10 @@ def _best_metrics(loop) -> dict:
     return next(metrics for step, metrics in loop.history if step == loop.best_step)
 
 
-def stamp_dir(args) -> str:
+def stamp_dir(model_save_dir: str | None) -> str:
     """The seed's output/model_save-<YYYY-mm-dd-HH:MM:SS>, unless --model_save_dir."""
-    if args.model_save_dir:
-        return args.model_save_dir
+    if model_save_dir:
+        return model_save_dir
     return os.path.join("output", f"model_save-{datetime.datetime.now().strftime('%Y-%m-%d-%H:%M:%S')}")
 
 
@@ -260,10 +264,11 @@ def run_meta_finetuning(args) -> dict:
     if args.domain_loss_weight < 0:
         fail(f"--domain_loss_weight must be >= 0, got {args.domain_loss_weight}")
     model_dir, vocab, data = _prepare(args, ("train", "dev"))
-    output_dir = stamp_dir(args)
+    settings = from_flags(TrainSettings, args)
+    output_dir = stamp_dir(args.model_save_dir)
     if not args.do_train:
-        metrics, model = evaluate_snapshot(args, model_dir, data, "dev")
-        path = write_results(args.result_dir or output_dir, metrics, args, model, model_dir, {"role": "mft"})
+        metrics, model = evaluate_snapshot(settings, model_dir, data, "dev")
+        path = write_results(args.result_dir or output_dir, metrics, flags_of(args), model, model_dir, {"role": "mft"})
         print(f"[mft] dev accuracy {metrics['accuracy']:.4f}; results in {path}")
         return {"eval": metrics, "snapshot": model_dir}
     domains = _domains(data)
@@ -282,13 +287,13 @@ def run_meta_finetuning(args) -> dict:
                       with_domain=True)
     task = args.task_name
     loop = fit_classifier(
-        args, objective, model, train, dev, vocab, output_dir,
+        settings, objective, model, train, dev, vocab, output_dir,
         snapshot_name=lambda m: f"snapshot_best_mft_model_{task}_dev_{m['accuracy']}",
         meta={"labels": data.labels, "domains": domains, "role": "mft", "init": model_dir,
               "layer_indexes": layers, "domain_loss_weight": args.domain_loss_weight})
     metrics = _best_metrics(loop)
     if distributed.rank() == 0:
-        path = write_results(args.result_dir or output_dir, metrics, args, model, loop.best_snapshot,
+        path = write_results(args.result_dir or output_dir, metrics, flags_of(args), model, loop.best_snapshot,
                              {"role": "mft", "best_step": loop.best_step, "layer_indexes": layers,
                               "domains": domains, "train_seconds": loop.train_seconds})
         print(f"[mft] best dev accuracy {metrics['accuracy']:.4f} at step {loop.best_step}; meta learner in "
@@ -323,7 +328,8 @@ def run_finetuning(args) -> dict:
     """Plain fine-tuning on one domain's K-shot data (best dev), then dev and test metrics."""
     splits = ("train", "dev", "test") if args.do_test else ("train", "dev")
     model_dir, vocab, data = _prepare(args, splits)
-    output_dir = default_output_dir(args, "finetune")
+    settings = from_flags(TrainSettings, args)
+    output_dir = default_output_dir(args.model_save_dir, args.task_name, "finetune")
     snapshot, dev_metrics, model, result = model_dir, None, None, {}
     if args.do_train:
         model, _, _ = load_classifier(model_dir, len(data.labels))
@@ -333,21 +339,21 @@ def run_finetuning(args) -> dict:
                           world_size=1)
         task = args.task_name
         loop = fit_classifier(
-            args, ClassificationObjective(model), model, train, dev, vocab, output_dir,
+            settings, ClassificationObjective(model), model, train, dev, vocab, output_dir,
             snapshot_name=lambda m: f"snapshot_best_ft_model_{task}_dev_{m['accuracy']}",
             meta={"labels": data.labels, "role": "finetune", "init": model_dir})
         snapshot, dev_metrics, result["train"] = loop.best_snapshot, _best_metrics(loop), loop
     if args.do_eval:
         if dev_metrics is None:
-            dev_metrics, model = evaluate_snapshot(args, snapshot, data, "dev")
+            dev_metrics, model = evaluate_snapshot(settings, snapshot, data, "dev")
         test_metrics = None
         if args.do_test:
-            test_metrics, model = evaluate_snapshot(args, snapshot, data, "test")
+            test_metrics, model = evaluate_snapshot(settings, snapshot, data, "test")
         shown = test_metrics or dev_metrics
         if distributed.rank() == 0:
             extra = {"role": "finetune", "init": model_dir, "eval_split": "test" if test_metrics else "dev",
                      "dev": dev_metrics, "test": test_metrics}
-            path = write_results(args.result_dir or output_dir, shown, args, model, snapshot, extra)
+            path = write_results(args.result_dir or output_dir, shown, flags_of(args), model, snapshot, extra)
             test_text = f", test accuracy {test_metrics['accuracy']:.4f}" if test_metrics else ""
             print(f"[finetune] {args.task_name}: dev accuracy {dev_metrics['accuracy']:.4f}{test_text}; "
                   f"snapshot {snapshot}; results in {path}")

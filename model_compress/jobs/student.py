@@ -32,12 +32,14 @@ from model_compress.jobs.common import (
     evaluate_snapshot,
     find_vocab,
     fit_classifier,
+    flags_of,
     load_classifier,
     load_model_snapshot,
     load_task_data,
     resolve_model_dir,
     write_results,
 )
+from model_compress.jobs.settings import DataSettings, StudentSettings, TrainSettings, from_flags
 from model_compress.modeling.bert import BertForSequenceClassification
 from model_compress.modeling.checkpoint import save_snapshot
 from model_compress.modeling.slicing import slice_layers
@@ -94,21 +96,21 @@ def add_student_args(parser: argparse.ArgumentParser) -> None:
     add_bool(g, "--serve_for_online", False, "save only the student's tensors (no teacher, projections)")
 
 
-def build_student(args, data, reference_dir: str):
+def build_student(spec: StudentSettings, num_labels: int, reference_dir: str):
     """The student model: loaded from --student_model, or random with a config derived from a reference."""
-    if not args.from_scratch:
-        if not args.student_model:
+    if not spec.from_scratch:
+        if not spec.student_model:
             fail("give --student_model (e.g. from bert-pkd_generate_student_model.py) or --from_scratch")
-        model, config, _ = load_classifier(resolve_model_dir(args.student_model), len(data.labels))
+        model, config, _ = load_classifier(resolve_model_dir(spec.student_model), num_labels)
         return model, config
-    size_dir = resolve_model_dir(args.student_model) if args.student_model else reference_dir
+    size_dir = resolve_model_dir(spec.student_model) if spec.student_model else reference_dir
     _, ref_config, _ = load_model_snapshot(size_dir, "derive the student's size from it")
-    changes = {"num_hidden_layers": args.student_num_hidden_layers, "num_labels": len(data.labels)}
-    sizes = (("student_hidden_size", "hidden_size"), ("student_num_attention_heads", "num_attention_heads"),
-             ("student_intermediate_size", "intermediate_size"))
-    for flag, field in sizes:
-        if getattr(args, flag):
-            changes[field] = getattr(args, flag)
+    changes = {"num_hidden_layers": spec.student_num_hidden_layers, "num_labels": num_labels}
+    sizes = ((spec.student_hidden_size, "hidden_size"), (spec.student_num_attention_heads, "num_attention_heads"),
+             (spec.student_intermediate_size, "intermediate_size"))
+    for value, field in sizes:
+        if value:
+            changes[field] = value
     try:
         config = ref_config.replace(**changes)
     except ValueError as exc:
@@ -116,10 +118,13 @@ def build_student(args, data, reference_dir: str):
     return BertForSequenceClassification(config), config
 
 
-def evaluate_and_report(args, snapshot: str, data, output_dir: str, role: str) -> dict:
-    metrics, model = evaluate_snapshot(args, snapshot, data, "dev")
+def evaluate_and_report(
+    settings: TrainSettings, flags: dict, snapshot: str, data, result_dir: str, role: str
+) -> dict:
+    """Dev metrics of a snapshot, written to ``result_dir``/results_eval.json (rank 0) and printed."""
+    metrics, model = evaluate_snapshot(settings, snapshot, data, "dev")
     if distributed.rank() == 0:
-        path = write_results(args.result_dir or output_dir, metrics, args, model, snapshot, {"role": role})
+        path = write_results(result_dir, metrics, flags, model, snapshot, {"role": role})
         print(f"[{role}] dev accuracy {metrics['accuracy']:.4f}; results in {path}")
     return metrics
 
@@ -142,13 +147,14 @@ def kd_parser() -> argparse.ArgumentParser:
 
 def run_kd(args) -> dict:
     seed_everything(args.seed)
+    settings = from_flags(TrainSettings, args)
     if not 0.0 <= args.alpha <= 1.0:
         fail(f"--alpha must be in [0, 1], got {args.alpha}")
     if args.temperature <= 0:
         fail(f"--temperature must be positive, got {args.temperature}")
     reference = resolve_model_dir(args.student_model)
     vocab = find_vocab(reference, args.vocab_file)
-    data = load_task_data(args, vocab)
+    data = load_task_data(from_flags(DataSettings, args), vocab)
     output_dir = args.model_save_dir or os.path.join("output", f"student-kd-{args.task_name}")
     snapshot, result = args.student_model, {}
     if args.do_train:
@@ -158,19 +164,20 @@ def run_kd(args) -> dict:
             logits = read_logits_file(args.teacher_logits, len(data.examples["train"]), len(data.labels))
         except TeacherFileError as exc:
             fail(str(exc))
-        model, _ = build_student(args, data, reference)
+        model, _ = build_student(from_flags(StudentSettings, args), len(data.labels), reference)
         model = distributed.setup_model(model, args.device)
         train = WithCachedTargets(data.loader("train", args.batch_size_per_device, train=True, seed=args.seed),
                                   {"teacher_logits": logits})
         dev = data.loader("dev", args.eval_batch_size_per_device, train=False, seed=args.seed, rank=0, world_size=1)
         objective = VanillaKDObjective(model, args.temperature, args.alpha)
-        loop = fit_classifier(args, objective, model, train, dev, vocab, output_dir,
+        loop = fit_classifier(settings, objective, model, train, dev, vocab, output_dir,
                               meta={"labels": data.labels, "role": "student-kd"})
         snapshot, result["train"] = loop.best_snapshot, loop
     if args.do_eval:
         if not snapshot:
             fail("--do_eval without --do_train needs --student_model")
-        result["eval"] = evaluate_and_report(args, snapshot, data, output_dir, "student-kd")
+        result["eval"] = evaluate_and_report(settings, flags_of(args), snapshot, data,
+                                             args.result_dir or output_dir, "student-kd")
     result["snapshot"] = snapshot
     return result
 
@@ -203,11 +210,11 @@ def pkd_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _pkd_layers(args, student_layers: int, teacher_layers: int):
+def _pkd_layers(variant: str, mapping: str, student_layers: int, teacher_layers: int):
     """(student hidden-state indices, teacher hidden-state indices) the intermediate loss compares."""
     try:
-        if args.pkd_variant == "paper":
-            pairs = pkd_mapping(student_layers, teacher_layers, args.pkd_mapping)
+        if variant == "paper":
+            pairs = pkd_mapping(student_layers, teacher_layers, mapping)
         else:
             pairs = uniform_mapping(student_layers, teacher_layers)
     except ValueError as exc:
@@ -217,6 +224,7 @@ def _pkd_layers(args, student_layers: int, teacher_layers: int):
 
 def run_pkd(args) -> dict:
     seed_everything(args.seed)
+    settings = from_flags(TrainSettings, args)
     for name in ("kd_alpha",):
         if not 0.0 <= getattr(args, name) <= 1.0:
             fail(f"--{name} must be in [0, 1], got {getattr(args, name)}")
@@ -229,10 +237,11 @@ def run_pkd(args) -> dict:
             fail("--teacher_model is required for training")
         teacher_dir = resolve_model_dir(args.teacher_model)
         vocab = find_vocab(teacher_dir, args.vocab_file)
-        data = load_task_data(args, vocab)
+        data = load_task_data(from_flags(DataSettings, args), vocab)
         teacher, t_config, _ = load_classifier(teacher_dir, len(data.labels))
-        student, s_config = build_student(args, data, teacher_dir)
-        s_layers, t_layers = _pkd_layers(args, s_config.num_hidden_layers, t_config.num_hidden_layers)
+        student, s_config = build_student(from_flags(StudentSettings, args), len(data.labels), teacher_dir)
+        s_layers, t_layers = _pkd_layers(args.pkd_variant, args.pkd_mapping, s_config.num_hidden_layers,
+                                         t_config.num_hidden_layers)
         teacher = distributed.setup_model(teacher, args.device)
         student = distributed.setup_model(student, args.device)
         cls_layers = t_layers if args.pkd_variant == "paper" else ()
@@ -256,7 +265,7 @@ def run_pkd(args) -> dict:
             train = WithCachedTargets(train, arrays)
         dev = data.loader("dev", args.eval_batch_size_per_device, train=False, seed=args.seed, rank=0, world_size=1)
         save_module = student if args.serve_for_online else objective
-        loop = fit_classifier(args, objective, student, train, dev, vocab, output_dir, save_module=save_module,
+        loop = fit_classifier(settings, objective, student, train, dev, vocab, output_dir, save_module=save_module,
                               meta={"labels": data.labels, "role": "student-pkd", "teacher": teacher_dir,
                                     "student_layers": s_layers, "teacher_layers": t_layers,
                                     "serve_for_online": bool(args.serve_for_online)})
@@ -266,8 +275,9 @@ def run_pkd(args) -> dict:
             fail("--do_eval without --do_train needs --student_model")
         snap_dir = resolve_model_dir(snapshot)
         vocab = find_vocab(snap_dir, args.vocab_file)
-        data = load_task_data(args, vocab)
-        result["eval"] = evaluate_and_report(args, snap_dir, data, output_dir, "student-pkd")
+        data = load_task_data(from_flags(DataSettings, args), vocab)
+        result["eval"] = evaluate_and_report(settings, flags_of(args), snap_dir, data,
+                                             args.result_dir or output_dir, "student-pkd")
     result["snapshot"] = snapshot
     return result
 
@@ -283,15 +293,17 @@ def pkd_main(argv=None) -> None:
 def run_no_teacher(args) -> dict:
     """Plain fine-tuning of a student (no teacher signal), reusing the KD flags."""
     seed_everything(args.seed)
+    settings = from_flags(TrainSettings, args)
     reference = resolve_model_dir(args.student_model)
     vocab = find_vocab(reference, args.vocab_file)
-    data = load_task_data(args, vocab)
+    data = load_task_data(from_flags(DataSettings, args), vocab)
     output_dir = args.model_save_dir or os.path.join("output", f"student-ce-{args.task_name}")
-    model, _ = build_student(args, data, reference)
+    model, _ = build_student(from_flags(StudentSettings, args), len(data.labels), reference)
     model = distributed.setup_model(model, args.device)
     train = data.loader("train", args.batch_size_per_device, train=True, seed=args.seed)
     dev = data.loader("dev", args.eval_batch_size_per_device, train=False, seed=args.seed, rank=0, world_size=1)
-    loop = fit_classifier(args, ClassificationObjective(model), model, train, dev, vocab, output_dir,
+    loop = fit_classifier(settings, ClassificationObjective(model), model, train, dev, vocab, output_dir,
                           meta={"labels": data.labels, "role": "student-no-teacher"})
     return {"train": loop, "snapshot": loop.best_snapshot,
-            "eval": evaluate_and_report(args, loop.best_snapshot, data, output_dir, "student-no-teacher")}
+            "eval": evaluate_and_report(settings, flags_of(args), loop.best_snapshot, data,
+                                        args.result_dir or output_dir, "student-no-teacher")}

@@ -17,11 +17,13 @@ from model_compress.jobs.common import (
     evaluate_snapshot,
     find_vocab,
     fit_classifier,
+    flags_of,
     load_classifier,
     load_task_data,
     resolve_model_dir,
     write_results,
 )
+from model_compress.jobs.settings import DataSettings, TrainSettings, from_flags
 from model_compress.training import distributed
 from model_compress.training.evaluation import Predictor
 from model_compress.training.objectives import ClassificationObjective, ClassifierLogits
@@ -40,13 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def export_logits(args, snapshot: str, data, path: str) -> None:
-    """Teacher logits for every row of a split, in file order (EasyNLP's predict mode)."""
+def export_logits(settings: TrainSettings, snapshot: str, data, split: str, path: str) -> None:
+    """Teacher logits for every row of ``split``, in file order (EasyNLP's predict mode)."""
     model, _, _ = load_classifier(snapshot, len(data.labels))
-    model = distributed.setup_model(model, args.device)
-    source = data.loader(args.export_split, args.eval_batch_size_per_device, train=False, seed=args.seed,
+    model = distributed.setup_model(model, settings.device)
+    source = data.loader(split, settings.eval_batch_size_per_device, train=False, seed=settings.seed,
                          rank=0, world_size=1)
-    logits, features, _ = Predictor(ClassifierLogits(model), eager=args.eager).outputs(source)
+    logits, features, _ = Predictor(ClassifierLogits(model), eager=settings.eager).outputs(source)
     order = features["idxs"].reshape(-1)
     ordered = logits.copy()
     ordered[order] = logits
@@ -57,10 +59,11 @@ def export_logits(args, snapshot: str, data, path: str) -> None:
 
 def run(args) -> dict:
     seed_everything(args.seed)
+    settings = from_flags(TrainSettings, args)
     model_dir = resolve_model_dir(args.model_load_dir)
     vocab = find_vocab(model_dir, args.vocab_file)
     splits = sorted({"train", args.eval_split} | ({args.export_split} if args.export_logits else set()))
-    data = load_task_data(args, vocab, splits)
+    data = load_task_data(from_flags(DataSettings, args), vocab, splits)
     output_dir = args.model_save_dir or os.path.join("output", f"teacher-{args.task_name}")
     snapshot = model_dir
     result = {}
@@ -70,18 +73,18 @@ def run(args) -> dict:
         train_source = data.loader("train", args.batch_size_per_device, train=True, seed=args.seed)
         dev_source = data.loader(args.eval_split, args.eval_batch_size_per_device, train=False,
                                  seed=args.seed, rank=0, world_size=1)
-        loop = fit_classifier(args, ClassificationObjective(model), model, train_source, dev_source, vocab,
+        loop = fit_classifier(settings, ClassificationObjective(model), model, train_source, dev_source, vocab,
                               output_dir, meta={"labels": data.labels, "role": "teacher"})
         snapshot = loop.best_snapshot
         result["train"] = loop
     if args.do_eval:
-        metrics, model = evaluate_snapshot(args, snapshot, data, args.eval_split)
+        metrics, model = evaluate_snapshot(settings, snapshot, data, args.eval_split)
         if distributed.rank() == 0:
-            path = write_results(args.result_dir or output_dir, metrics, args, model, snapshot)
+            path = write_results(args.result_dir or output_dir, metrics, flags_of(args), model, snapshot)
             print(f"[eval] {snapshot}: {args.eval_split} accuracy {metrics['accuracy']:.4f}; results in {path}")
         result["eval"] = metrics
     if args.export_logits:
-        export_logits(args, snapshot, data, args.export_logits)
+        export_logits(settings, snapshot, data, args.export_split, args.export_logits)
     if not (args.do_train or args.do_eval or args.export_logits):
         fail("nothing to do: pass --do_train, --do_eval and/or --export_logits")
     result["snapshot"] = snapshot

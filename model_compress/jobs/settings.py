@@ -1,0 +1,61 @@
+"""Typed settings the jobs build once from their flags; helpers take these, never the argparse namespace."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any, TypeVar
+
+S = TypeVar("S")
+
+
+def from_flags(cls: type[S], args: argparse.Namespace, **overrides: Any) -> S:
+    """``cls`` (a settings dataclass) filled from the flags of the same names, then ``overrides``."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
+    values.update(overrides)
+    return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSettings:
+    """Which task files to read and how to tokenise them (the data flags)."""
+
+    task_name: str
+    data_dir: str
+    seq_length: int
+    do_lower_case: bool = True
+    resave_ofrecord: bool = False
+    train_example_num: int = 0
+    dev_example_num: int = 0
+    eval_example_num: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation, evaluation cadence and device (the training flags)."""
+
+    task_name: str
+    num_epochs: float
+    max_steps: int
+    learning_rate: float
+    weight_decay_rate: float
+    warmup_proportion: float
+    clip_grad_norm: float
+    eval_every_step_num: int
+    freeze_word_embeddings: bool
+    eval_batch_size_per_device: int
+    seed: int
+    eager: bool
+    device: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentSettings:
+    """Where a student starts: a snapshot, or random with sizes derived from a reference model."""
+
+    student_model: str | None
+    from_scratch: bool
+    student_num_hidden_layers: int
+    student_hidden_size: int = 0
+    student_num_attention_heads: int = 0
+    student_intermediate_size: int = 0

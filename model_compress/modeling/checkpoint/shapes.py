@@ -1,0 +1,66 @@
+"""Shapes a BertConfig implies for HF-keyed tensors, and prefix selection."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from model_compress.modeling.checkpoint.names import HF_LAYER, HF_LAYER_RE
+from model_compress.modeling.config import BertConfig
+
+
+def expected_shape(key: str, config: BertConfig) -> tuple[int, ...] | None:
+    """Shape (HF convention, Linear weights [out, in]) a config implies for ``key``; None if unknown.
+
+    A leading ``student.``/``teacher.`` wrapper prefix is ignored. ``fit_dense`` shapes depend on the
+    teacher's width, which a single config does not know, so they return None.
+    """
+    key = re.sub(r"^(student|teacher)\.", "", key)
+    h, i = config.hidden_size, config.intermediate_size
+    fixed = {
+        "bert.embeddings.word_embeddings.weight": (config.vocab_size, h),
+        "bert.embeddings.position_embeddings.weight": (config.max_position_embeddings, h),
+        "bert.embeddings.token_type_embeddings.weight": (config.type_vocab_size, h),
+        "bert.embeddings.LayerNorm.weight": (h,),
+        "bert.embeddings.LayerNorm.bias": (h,),
+        "bert.pooler.dense.weight": (h, h),
+        "bert.pooler.dense.bias": (h,),
+        "classifier.weight": (config.num_labels, h),
+        "classifier.bias": (config.num_labels,),
+    }
+    if key in fixed:
+        return fixed[key]
+    match = HF_LAYER_RE.match(key)
+    if not match or int(match.group(1)) >= config.num_hidden_layers:
+        return None
+    layer = {
+        "intermediate.dense.weight": (i, h),
+        "intermediate.dense.bias": (i,),
+        "output.dense.weight": (h, i),
+    }
+    suffix = match.group(2)
+    if suffix not in HF_LAYER:
+        return None
+    if suffix in layer:
+        return layer[suffix]
+    if suffix.endswith(".weight") and "LayerNorm" not in suffix:
+        return (h, h)
+    return (h,)
+
+
+def check_state_shapes(state: Mapping[str, np.ndarray], config: BertConfig) -> list[str]:
+    """Human-readable problems where ``state`` disagrees with ``config`` (empty list when consistent)."""
+    problems = []
+    for key, value in state.items():
+        want = expected_shape(key, config)
+        if want is not None and tuple(value.shape) != want:
+            problems.append(f"{key}: shape {tuple(value.shape)}, config implies {want}")
+    return problems
+
+
+def select_prefix(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The entries whose key starts with ``prefix`` (e.g. ``"student."``), with the prefix removed."""
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}

@@ -1,0 +1,79 @@
+"""Resumable optimisation: step-numbered snapshots in a directory and a learning-rate schedule that
+continues a linear warm-up/decay run from any step."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+import oneflow as flow
+from oneflow import nn
+
+from model_compress.modeling.checkpoint import SNAPSHOT_JSON
+from model_compress.training.optim import build_optimizer, build_scheduler
+
+SNAPSHOT_PREFIX = "model_"
+
+def list_snapshots(output_dir: str, prefix: str = SNAPSHOT_PREFIX) -> list[tuple[int, str]]:
+    """Complete ``<prefix><step>`` snapshots (``model_<step>`` by default) in ``output_dir``, sorted by step."""
+    if not os.path.isdir(output_dir):
+        return []
+    found = []
+    for name in os.listdir(output_dir):
+        match = re.fullmatch(rf"{re.escape(prefix)}(\d+)", name)
+        path = os.path.join(output_dir, name)
+        if match and os.path.isfile(os.path.join(path, SNAPSHOT_JSON)):
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def prune_snapshots(output_dir: str, keep_last: int, prefix: str = SNAPSHOT_PREFIX) -> None:
+    """Delete all but the newest ``keep_last`` step snapshots (nothing when ``keep_last`` <= 0)."""
+    if keep_last > 0:
+        for _, old in list_snapshots(output_dir, prefix)[:-keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def lr_at(step: int, learning_rate: float, total_steps: int, warmup_steps: int) -> float:
+    """The schedule of ``build_scheduler``: linear warm-up from 0, then linear decay to 0 at ``total_steps``."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return learning_rate * step / warmup_steps
+    return learning_rate * max(0.0, 1.0 - (step - warmup_steps) / max(1, total_steps - warmup_steps))
+
+
+def resumed_optimization(
+    module: nn.Module,
+    learning_rate: float,
+    weight_decay: float,
+    max_grad_norm: float,
+    total_steps: int,
+    start_step: int,
+    warmup_steps: int,
+    fused: bool = False,
+) -> tuple[flow.optim.Optimizer, object]:
+    """AdamW and a schedule that continue the linear warm-up/decay of a run from ``start_step``.
+
+    Adam moments are not stored in snapshots, so after a resume they restart from zero (bias
+    correction makes that harmless); only the learning rate curve continues where it was.
+    ``fused`` selects the CUDA-only fused AdamW kernel.
+    """
+    total = total_steps
+    if start_step == 0:
+        optimizer = build_optimizer(module, learning_rate, weight_decay, max_grad_norm, fused=fused)
+        return optimizer, build_scheduler(optimizer, total, warmup_steps / max(1, total))
+    if start_step >= warmup_steps:
+        lr_now = lr_at(start_step, learning_rate, total, warmup_steps)
+        optimizer = build_optimizer(module, lr_now, weight_decay, max_grad_norm, fused=fused)
+        return optimizer, build_scheduler(optimizer, total - start_step, 0.0)
+    optimizer = build_optimizer(module, learning_rate, weight_decay, max_grad_norm, fused=fused)
+    decay = flow.optim.lr_scheduler.PolynomialLR(
+        optimizer, decay_batch=max(1, total - warmup_steps), end_learning_rate=0.0, power=1.0
+    )
+    return optimizer, flow.optim.lr_scheduler.WarmupLR(
+        decay,
+        warmup_factor=start_step / warmup_steps,
+        warmup_iters=warmup_steps - start_step,
+        warmup_method="linear",
+        warmup_prefix=True,
+    )
