@@ -1,14 +1,21 @@
-"""Train-step throughput of the default model shape (MiniLM-L6: 6 layers, 384 wide) on this machine.
+"""Train-step throughput of MiniLM-shaped BERTs (384 wide, 12 heads) on this machine, with a roofline.
 
-Prints samples/s for nn.Graph and eager, batch 32, seq 64 by default, with the word embeddings trained
-and, with --freeze_word_embeddings, fixed. Run the script under different environment variables
-(e.g. ONEFLOW_ENABLE_ONEDNN_OPTS=1) to measure the runtime defaults.
+For every shape (layers x seq, batch 32 by default) it prints s/step, samples/s and the achieved GFLOP/s
+of one optimizer step (forward + backward ~ 3x the forward's multiply-adds, 2 FLOP each), next to this
+machine's sgemm peak measured with numpy on all cores, so that the ratio can be compared across machines.
+Runs under `python -m oneflow.distributed.launch --nproc_per_node N` too (data parallel: each rank takes
+batch/N rows of the same global batch). The CPU settings in force are printed first.
+
+  .venv/bin/python benchmarks/bench_train_step.py                        # 6 layers, seq 64, nn.Graph
+  .venv/bin/python benchmarks/bench_train_step.py --roofline             # 6/3 layers x seq 32/64/128
+  .venv/bin/python benchmarks/bench_train_step.py --modes graph,graph-unfused,eager --freeze_word_embeddings
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 
@@ -20,52 +27,102 @@ import numpy as np  # noqa: E402
 
 from model_compress.modeling.bert import BertForSequenceClassification  # noqa: E402
 from model_compress.modeling.config import BertConfig  # noqa: E402
+from model_compress.runtime import blas  # noqa: E402
+from model_compress.training import distributed  # noqa: E402
 from model_compress.training.graph import make_train_step  # noqa: E402
 from model_compress.training.objectives import ClassificationObjective  # noqa: E402
 from model_compress.training.optim import build_optimizer, build_scheduler, freeze_word_embeddings  # noqa: E402
 
+HIDDEN, FFN, HEADS = 384, 1536, 12
+
+
+def train_step_gflop(layers: int, batch: int, seq: int, hidden: int = HIDDEN, ffn: int = FFN) -> float:
+    """FLOP of one training step: 3 x 2 x the encoder's forward multiply-adds (projections, FFN, attention)."""
+    per_token_per_layer = 4 * hidden * hidden + 2 * hidden * ffn + 2 * seq * hidden
+    return 3 * 2 * per_token_per_layer * layers * batch * seq / 1e9
+
+
+def numpy_sgemm_peak(size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of numpy's float32 matmul on all cores (its own multi-threaded BLAS): the roofline."""
+    rs = np.random.RandomState(0)
+    a, b = rs.randn(size, size).astype(np.float32), rs.randn(size, size).astype(np.float32)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def numpy_sgemm_peak_in_child() -> float:
+    code = "import sys; sys.path.insert(0, %r); import bench_train_step as b; print(b.numpy_sgemm_peak())"
+    out = subprocess.run([sys.executable, "-c", code % os.path.dirname(os.path.abspath(__file__))],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
 
 def measure(eager: bool, fused: bool, batch: int, seq: int, layers: int, steps: int, frozen: bool) -> float:
-    config = BertConfig(hidden_size=384, num_hidden_layers=layers, num_attention_heads=12, intermediate_size=1536)
+    """Seconds per training step (median of `steps` after two warm-up steps)."""
+    config = BertConfig(hidden_size=HIDDEN, num_hidden_layers=layers, num_attention_heads=HEADS,
+                        intermediate_size=FFN)
     flow.manual_seed(0)
-    objective = ClassificationObjective(BertForSequenceClassification(config))
+    objective = distributed.setup_model(ClassificationObjective(BertForSequenceClassification(config)))
     if frozen:
         freeze_word_embeddings(objective)
     optimizer = build_optimizer(objective, 2e-5, fused=fused)
     step = make_train_step(objective, optimizer, build_scheduler(optimizer, 1000), eager=eager)
-    rs = np.random.RandomState(0)
+    local = batch // distributed.world_size()
+    rs = np.random.RandomState(distributed.rank())
     inputs = [
-        flow.tensor(rs.randint(1000, 30000, (batch, seq)).astype(np.int32)),
-        flow.tensor(np.ones((batch, seq), np.int32)),
-        flow.tensor(np.zeros((batch, seq), np.int32)),
-        flow.tensor(rs.randint(0, 2, (batch, 1)).astype(np.int32)),
+        distributed.shard_batch_tensor(flow.tensor(array)) for array in (
+            rs.randint(1000, 30000, (local, seq)).astype(np.int32),
+            np.ones((local, seq), np.int32),
+            np.zeros((local, seq), np.int32),
+            rs.randint(0, 2, (local, 1)).astype(np.int32),
+        )
     ]
     for _ in range(2):  # compile / warm up
-        step(*inputs)[0].numpy()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step(*inputs)[0].numpy()
-    return (time.perf_counter() - start) / steps
+        distributed.to_local_numpy(step(*inputs)[0])
+    times = [_timed(lambda: distributed.to_local_numpy(step(*inputs)[0])) for _ in range(steps)]
+    return float(np.median(times))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--batch", type=int, default=32)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
+    parser.add_argument("--batch", type=int, default=32, help="global batch size")
     parser.add_argument("--seq", type=int, default=64)
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--modes", default="graph,graph-unfused,eager")
+    parser.add_argument("--modes", default="graph-unfused",
+                        help="comma list of graph (fused AdamW), graph-unfused, eager")
+    parser.add_argument("--roofline", action="store_true", help="every shape of 6/3 layers x seq 32/64/128")
     parser.add_argument("--freeze_word_embeddings", action="store_true", help="also time with them fixed")
     args = parser.parse_args()
-    env = {k: os.environ.get(k, "-") for k in ("ONEFLOW_ENABLE_ONEDNN_OPTS", "OPENBLAS_CORETYPE", "OMP_NUM_THREADS")}
-    print(f"env {env}  batch {args.batch} seq {args.seq} layers {args.layers}")
+    main_rank = distributed.rank() == 0
+    shapes = [(layers, seq) for layers in (6, 3) for seq in (32, 64, 128)] if args.roofline \
+        else [(args.layers, args.seq)]
+    # numpy's BLAS threads keep spinning for a while after a product: measure the peak in a child process
+    peak = numpy_sgemm_peak_in_child() if main_rank else float("nan")
+    if main_rank:
+        env = {k: os.environ.get(k, "-") for k in ("MODEL_COMPRESS_BLAS", "OPENBLAS_CORETYPE",
+                                                  "ONEFLOW_ENABLE_ONEDNN_OPTS")}
+        print(f"env {env}; sgemm routed: {blas.routed() or 'no'}; ranks {distributed.world_size()}; "
+              f"batch {args.batch}; numpy sgemm peak {peak:.1f} GFLOP/s")
+        print(f"{'mode':24s} {'layers':>6s} {'seq':>4s} {'s/step':>7s} {'samples/s':>9s} {'GFLOP/s':>8s} "
+              f"{'of peak':>7s}")
     for frozen in (False, True) if args.freeze_word_embeddings else (False,):
         for mode in args.modes.split(","):
-            eager = mode == "eager"
-            fused = mode == "graph"
-            seconds = measure(eager, fused, args.batch, args.seq, args.layers, args.steps, frozen)
-            label = mode + (" frozen-emb" if frozen else "")
-            print(f"{label:25s} {seconds:6.3f} s/step  {args.batch / seconds:7.1f} samples/s")
+            for layers, seq in shapes:
+                seconds = measure(mode == "eager", mode == "graph", args.batch, seq, layers, args.steps, frozen)
+                gflops = train_step_gflop(layers, args.batch, seq) / seconds
+                if main_rank:
+                    label = mode + (" frozen-emb" if frozen else "")
+                    print(f"{label:24s} {layers:6d} {seq:4d} {seconds:7.3f} {args.batch / seconds:9.1f} "
+                          f"{gflops:8.1f} {gflops / peak:7.1%}", flush=True)
 
 
 if __name__ == "__main__":
