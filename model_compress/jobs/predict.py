@@ -206,8 +206,8 @@ def run(args) -> dict:
             os.remove(tmp)
     backend = model.runner.backend
     rate = len(examples) / max(seconds, 1e-9)
-    print(f"[predict] {len(examples)} rows -> {args.outputs} ({', '.join(columns)}); {backend}: {rate:.1f} rows/s "
-          "in the model")
+    print(f"[predict] {len(examples)} rows -> {args.outputs} ({', '.join(columns)}); {backend}: "
+          f"{seconds:.2f} s in the model{' (graph compilation included)' if backend == 'oneflow' else ''}")
     return {"rows": len(examples), "outputs": args.outputs, "backend": backend, "samples_per_second": rate}
 
 

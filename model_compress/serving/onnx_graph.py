@@ -127,7 +127,7 @@ def build_classifier_onnx(
     g.const("heads_shape", _i64([0, 0, config.num_attention_heads, config.head_size]))
     g.const("merge_shape", _i64([0, 0, config.hidden_size]))
     g.const("mask_axes", _i64([1, 2]))
-    # scalars; each has one use, as onnxruntime's graph rewrites may reshape a shared initializer
+    # 0-d index scalars: Gather with a scalar index drops the axis, Range takes scalars
     for name, value in (("seq_axis", 1), ("range_start", 0), ("range_step", 1), ("cls_index", 0)):
         g.const(name, _i64(value))
 
@@ -163,15 +163,10 @@ def build_classifier_onnx(
     output = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", config.num_labels])
     graph = helper.make_graph(g.nodes, "bert_sequence_classifier", inputs, [output], g.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name=PRODUCER)
-    model.ir_version = 8  # readable by onnxruntime >= 1.10
+    model.ir_version = 8  # the onnx 1.10 IR: older runtimes accept it too
     props = {CONFIG_KEY: json.dumps(config.to_dict(), sort_keys=True), **(metadata or {})}
     helper.set_model_props(model, {str(k): str(v) for k, v in props.items()})
     return model
-
-
-def model_metadata(model) -> dict[str, str]:
-    """The ``metadata_props`` of an ONNX model as a dict."""
-    return {p.key: p.value for p in model.metadata_props}
 
 
 def save_onnx(model, path: str) -> list[str]:
