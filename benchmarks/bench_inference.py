@@ -1,4 +1,10 @@
-"""Teacher vs student inference throughput with nn.Graph, over sequence lengths and batch sizes.
+"""Teacher vs student inference throughput through OneFlow nn.Graph and through onnxruntime.
+
+For each (sequence length, batch size) cell the four runs (teacher and student, each on both
+backends) are timed interleaved on the same batch, round after round, and every figure is a median
+over the rounds (speed-ups: median of the per-round ratios), so load from other processes hits all
+four alike. The ONNX graph is the one `python -m model_compress.export --format onnx` writes, built
+in memory from the same weights.
 
 By default the teacher is the default model's shape (6 layers, 384 wide) and the student keeps 3 of
 its layers (the demo's BERT-PKD student); pass --teacher/--student snapshot dirs to measure real ones.
@@ -9,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from model_compress.runtime import require_oneflow  # noqa: E402
@@ -18,52 +24,72 @@ from model_compress.runtime import require_oneflow  # noqa: E402
 flow = require_oneflow()
 import numpy as np  # noqa: E402
 
-from model_compress.modeling.bert import BertForSequenceClassification  # noqa: E402
+from model_compress.modeling.checkpoint import module_state_numpy  # noqa: E402
 from model_compress.modeling.config import BertConfig  # noqa: E402
-from model_compress.training.graph import make_eval_step  # noqa: E402
-from model_compress.training.objectives import ClassifierLogits  # noqa: E402
+from model_compress.serving.export import build_oneflow_model, load_servable  # noqa: E402
+from model_compress.serving.onnx_graph import build_classifier_onnx  # noqa: E402
+from model_compress.serving.runners import OneFlowRunner, OnnxRunner  # noqa: E402
+from model_compress.serving.speed import interleaved_throughput  # noqa: E402
 
 
-def build(snapshot: str | None, layers: int) -> BertForSequenceClassification:
+def build(snapshot: str | None, layers: int):
+    """(OneFlow model, state, config): a snapshot's classifier, or a random one of the default shape."""
     if snapshot:
-        from model_compress.jobs.common import load_classifier
+        servable = load_servable(snapshot)
+        return build_oneflow_model(servable.state, servable.config), servable.state, servable.config
+    from model_compress.modeling.bert import BertForSequenceClassification
 
-        return load_classifier(snapshot, 2, verbose=False)[0]
-    config = BertConfig(hidden_size=384, num_hidden_layers=layers, num_attention_heads=12, intermediate_size=1536)
-    return BertForSequenceClassification(config)
+    config = BertConfig(hidden_size=384, num_hidden_layers=layers, num_attention_heads=12, intermediate_size=1536,
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model = BertForSequenceClassification(config).eval()
+    return model, module_state_numpy(model), config
 
 
-def samples_per_second(model, batch: int, seq: int, seconds: float) -> float:
-    step = make_eval_step(ClassifierLogits(model))
-    rs = np.random.RandomState(0)
-    inputs = [flow.tensor(rs.randint(1000, 30000, (batch, seq)).astype(np.int32)),
-              flow.ones(batch, seq, dtype=flow.int32), flow.zeros(batch, seq, dtype=flow.int32)]
-    step(*inputs).numpy()  # compile
-    runs, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds or runs < 3:
-        step(*inputs).numpy()
-        runs += 1
-    return runs * batch / (time.perf_counter() - start)
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teacher", default=None, help="teacher snapshot (default: random 6-layer MiniLM shape)")
     parser.add_argument("--student", default=None, help="student snapshot (default: random 3-layer)")
-    parser.add_argument("--seq_lengths", default="32,64,128")
-    parser.add_argument("--batch_sizes", default="1,8,32")
-    parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per cell")
+    parser.add_argument("--seq_lengths", default="64,128")
+    parser.add_argument("--batch_sizes", default="1,32")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per cell (median reported)")
+    parser.add_argument("--ort_threads", type=int, default=0, help="onnxruntime intra-op threads (0: its default)")
     args = parser.parse_args()
-    teacher, student = build(args.teacher, 6).eval(), build(args.student, 3).eval()
-    ideal = teacher.config.num_hidden_layers / student.config.num_hidden_layers
-    print(f"teacher {teacher.config.num_hidden_layers} layers, student {student.config.num_hidden_layers} layers, "
-          f"hidden {teacher.config.hidden_size}/{student.config.hidden_size}; ideal speed-up {ideal:.2f}x")
-    print(f"{'seq':>4} {'batch':>5} {'teacher/s':>10} {'student/s':>10} {'speed-up':>9}")
+
+    runners = {}
+    for role, snapshot, layers in (("teacher", args.teacher, 6), ("student", args.student, 3)):
+        model, state, config = build(snapshot, layers)
+        runners[f"{role} oneflow"] = OneFlowRunner(model)
+        runners[f"{role} onnxruntime"] = OnnxRunner(build_classifier_onnx(state, config), threads=args.ort_threads)
+        print(f"{role}: {config.num_hidden_layers} layers, hidden {config.hidden_size}")
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; {args.rounds} interleaved rounds per cell, medians")
+    header = (f"{'seq':>4} {'batch':>5} | {'OneFlow teacher/s':>17} {'student/s':>9} {'speed-up':>8} | "
+              f"{'ORT teacher/s':>13} {'student/s':>9} {'speed-up':>8} | {'student ORT/OneFlow':>19}")
+    print(header)
+    print("-" * len(header))
+    rs = np.random.RandomState(0)
     for seq in map(int, args.seq_lengths.split(",")):
         for batch in map(int, args.batch_sizes.split(",")):
-            t = samples_per_second(teacher, batch, seq, args.seconds)
-            s = samples_per_second(student, batch, seq, args.seconds)
-            print(f"{seq:>4} {batch:>5} {t:>10.1f} {s:>10.1f} {s / t:>8.2f}x", flush=True)
+            inputs = (rs.randint(1000, 30000, (batch, seq)), np.ones((batch, seq), np.int64),
+                      np.zeros((batch, seq), np.int64))
+            calls = {name: (lambda r=runner, x=inputs: r(*x)) for name, runner in runners.items()}
+            t = interleaved_throughput(calls, batch, rounds=args.rounds)
+            rate = t.samples_per_second
+            print(f"{seq:>4} {batch:>5} | {rate('teacher oneflow'):>17.1f} {rate('student oneflow'):>9.1f} "
+                  f"{t.speedup('student oneflow', 'teacher oneflow'):>7.2f}x | "
+                  f"{rate('teacher onnxruntime'):>13.1f} {rate('student onnxruntime'):>9.1f} "
+                  f"{t.speedup('student onnxruntime', 'teacher onnxruntime'):>7.2f}x | "
+                  f"{t.speedup('student onnxruntime', 'student oneflow'):>18.2f}x", flush=True)
 
 
 if __name__ == "__main__":

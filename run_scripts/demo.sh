@@ -4,12 +4,15 @@
 #      meanwhile train the same-size student without a teacher (pretrained layers 1,3,5, hard labels only)
 #   2. build a 3-layer student from teacher layers 1,3,5 (BERT-PKD initialisation)
 #   3. distil it with BERT-PKD (soft labels + normalised [CLS] patient loss, PKD-Skip)
-#   4. evaluate the three best snapshots one after another and print teacher vs students: dev accuracy, parameters, MiB,
-#      eval samples/s, speed-up
+#   4. evaluate the three best snapshots one after another (dev accuracy, results_eval.json)
+#   5. export the PKD student to ONNX (parity-checked) and print teacher vs students: dev accuracy, parameters,
+#      MiB, samples/s and speed-up timed interleaved on the same batches (medians, robust to machine load),
+#      and the ONNX student's onnxruntime samples/s beside its OneFlow figure (run_scripts/demo_report.sh)
 # The two trainings of step 1 run side by side because a OneFlow CPU training step keeps about one core
 # busy (docs/benchmarks.md); evaluation, whose speed the table reports, always runs alone.
 # Variables: OUT=output/demo  EPOCHS=3 (teacher)  STUDENT_EPOCHS=4  SEQ_LENGTH=32  DATA_ROOT=data/glue_data
-#            dataset=SST-2  SEED=42  PARALLEL=1 (0: train the no-teacher student after the teacher instead).
+#            dataset=SST-2  SEED=42  PARALLEL=1 (0: train the no-teacher student after the teacher instead)
+#            SPEED_ROUNDS=7 (interleaved timing rounds of the final table).
 #            The students' hyper-parameters (lr 2e-4, alpha 0.9, beta 10, T 2) were chosen on this set's
 #            dev split; see docs/benchmarks.md.
 set -euo pipefail
@@ -43,11 +46,11 @@ train_no_teacher() {
 NO_TEACHER_PID=""
 trap '[ -n "$NO_TEACHER_PID" ] && kill "$NO_TEACHER_PID" 2>/dev/null || true' EXIT
 if [ "$PARALLEL" = "1" ]; then
-    echo "== 1/4 teacher fine-tuning; the no-teacher student trains alongside (log: $NO_TEACHER_LOG)"
+    echo "== 1/5 teacher fine-tuning; the no-teacher student trains alongside (log: $NO_TEACHER_LOG)"
     train_no_teacher > "$NO_TEACHER_LOG" 2>&1 &
     NO_TEACHER_PID=$!
 else
-    echo "== 1/4 teacher fine-tuning, then the no-teacher student"
+    echo "== 1/5 teacher fine-tuning, then the no-teacher student"
 fi
 "$PYTHON" model_compress/distil/task_teacher.py "${COMMON[@]}" --model_load_dir default \
     --model_save_dir "$OUT/teacher" --num_epochs "$EPOCHS" --learning_rate 5e-5 --do_train
@@ -65,23 +68,22 @@ else
     train_no_teacher
 fi
 
-echo "== 2/4 student from teacher layers 1,3,5"
+echo "== 2/5 student from teacher layers 1,3,5"
 "$PYTHON" model_compress/distil/bert-pkd_generate_student_model.py \
     --teacher_model "$OUT/teacher/snapshot_best" --student_model "$OUT/student_init" --layer_list 1,3,5
 
-echo "== 3/4 BERT-PKD distillation"
+echo "== 3/5 BERT-PKD distillation"
 "$PYTHON" model_compress/distil/task_student_bert-pkd.py "${COMMON[@]}" \
     --teacher_model "$OUT/teacher/snapshot_best" --student_model "$OUT/student_init" \
     --model_save_dir "$OUT/student_pkd" --kd_alpha 0.9 --kd_beta 10 --temperature 2 --pkd_mapping skip \
     --num_epochs "$STUDENT_EPOCHS" --learning_rate 2e-4 --serve_for_online True --do_train
 
-echo "== 4/4 evaluation of the three best dev snapshots, one after another"
+echo "== 4/5 evaluation of the three best dev snapshots, one after another"
 for run in teacher student_pkd student_no_teacher; do
     "$PYTHON" model_compress/distil/task_teacher.py "${COMMON[@]}" --model_load_dir "$OUT/$run/snapshot_best" \
         --model_save_dir "$OUT/$run" --do_eval
 done
 
-echo
-echo "== results on $DATA (dev), $(( $(date +%s) - START )) s in all"
-"$PYTHON" -m model_compress.jobs.report "teacher (6 layers)=$OUT/teacher" \
-    "PKD student (3 layers)=$OUT/student_pkd" "no-teacher student (3)=$OUT/student_no_teacher"
+echo "== 5/5 serving: the PKD student exported to ONNX; speed timed interleaved"
+OUT="$OUT" bash "$(dirname "${BASH_SOURCE[0]}")/demo_report.sh"
+echo "== results above: $DATA (dev), $(( $(date +%s) - START )) s in all"

@@ -1,0 +1,6 @@
+"""Export a classifier snapshot for serving: `python -m model_compress.export --model_dir SNAPSHOT
+--format hf|onnx --output_dir DIR` (see model_compress/jobs/export.py)."""
+
+from model_compress.runtime import run_entry
+
+run_entry("model_compress.jobs.export", "main", __name__)

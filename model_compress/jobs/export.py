@@ -1,0 +1,120 @@
+"""Export a classifier snapshot for serving (entry: `python -m model_compress.export`,
+`bash run_scripts/export_student.sh`).
+
+    python -m model_compress.export --model_dir output/demo/student_pkd/snapshot_best --format onnx \
+        --output_dir output/demo/student_pkd_onnx
+    python -m model_compress.export --model_dir output/demo/student_pkd/snapshot_best --format hf \
+        --output_dir output/demo/student_pkd_hf
+
+The snapshot may be a project snapshot, a legacy OneFlow one or a Hugging Face folder. The export is
+checked against the OneFlow model on real rows (`--parity_data`) before it is moved into place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+from model_compress.cli import add_bool
+from model_compress.serving import ServingError
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_PARITY_DATA = os.path.join(REPO_ROOT, "data", "glue_data", "SST-2")
+
+
+def cli_main(run: Callable, args, tag: str):
+    """Call ``run(args)``; a user mistake ends the process with one ``error:`` line and exit code 2."""
+    try:
+        return run(args)
+    except ServingError as exc:
+        message = str(exc)
+    except SystemExit as exc:  # fail() from the shared job helpers
+        if not isinstance(exc.code, str):
+            raise
+        message = exc.code.removeprefix("error: ")
+    print(f"error: [{tag}] {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def label_list(value: str | None) -> list[str] | None:
+    """`--label_enumerate_values a,b,c` (the EasyNLP flag) -> ['a', 'b', 'c']."""
+    return [v.strip() for v in value.split(",")] if value else None
+
+
+def model_vocab(model_dir: str, vocab_file: str | None) -> str:
+    """`--vocab_file` if given, else the vocab.txt stored beside the model."""
+    if vocab_file:
+        if not os.path.isfile(vocab_file):
+            raise ServingError(f"--vocab_file {vocab_file} does not exist")
+        return vocab_file
+    folder = model_dir if os.path.isdir(model_dir) else os.path.dirname(model_dir)
+    beside = os.path.join(folder, "vocab.txt")
+    if not os.path.isfile(beside):
+        raise ServingError(f"no vocab.txt in {folder}: pass --vocab_file")
+    return beside
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Export a classifier snapshot as a Hugging Face folder or ONNX.")
+    parser.add_argument("--model_dir", required=True,
+                        help="snapshot to export (project, legacy OneFlow or Hugging Face folder)")
+    parser.add_argument("--format", required=True, choices=("hf", "onnx"), help="hf: transformers folder; onnx")
+    parser.add_argument("--output_dir", required=True, help="folder to create (refused if it exists)")
+    add_bool(parser, "--force", False, "replace an existing --output_dir")
+    parser.add_argument("--vocab_file", default=None, help="vocab.txt (default: the one beside the model)")
+    add_bool(parser, "--do_lower_case", True, "the tokenizer lower-cases (uncased vocab)")
+    parser.add_argument("--label_enumerate_values", default=None,
+                        help="label names in id order, comma separated (default: from the snapshot)")
+    parser.add_argument("--parity_data", default=DEFAULT_PARITY_DATA,
+                        help="SST-2-style folder whose dev.tsv rows the parity check runs on")
+    parser.add_argument("--parity_rows", type=int, default=16, help="rows in the parity batch")
+    parser.add_argument("--parity_seq_length", type=int, default=64, help="sequence length of the parity batch")
+    parser.add_argument("--tolerance", type=float, default=1e-4,
+                        help="largest allowed |logit difference| / max(1, max |logit|)")
+    return parser
+
+
+def parity_inputs(data_dir: str, vocab_file: str, do_lower_case: bool, rows: int, seq_length: int) -> dict:
+    """The parity batch: rows of `data_dir`/dev.tsv as singles and pairs, tokenized with the model's vocab."""
+    from model_compress.data.processors import DataFormatError, get_processor
+    from model_compress.data.tokenization import FullTokenizer
+    from model_compress.serving.parity import parity_examples
+    from model_compress.serving.runners import encode_examples
+
+    try:
+        texts = [ex.text_a for ex in get_processor("sst-2").get_examples(data_dir, "dev")[: rows + 1]]
+    except (DataFormatError, FileNotFoundError, ValueError) as exc:
+        raise ServingError(f"--parity_data {data_dir}: {exc}") from None
+    return encode_examples(parity_examples(texts, rows), FullTokenizer(vocab_file, do_lower_case), seq_length)
+
+
+def run(args):
+    from model_compress.serving.export import check_output_dir, export_servable, load_servable
+    from model_compress.serving.parity import ParityError
+
+    check_output_dir(args.output_dir, args.force, args.model_dir)
+    servable = load_servable(args.model_dir, label_list(args.label_enumerate_values))
+    vocab = model_vocab(args.model_dir, args.vocab_file)
+    config = servable.config
+    seq_length = min(args.parity_seq_length, config.max_position_embeddings)
+    inputs = parity_inputs(args.parity_data, vocab, args.do_lower_case, args.parity_rows, seq_length)
+    print(f"[export] {args.model_dir}: {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
+          f"labels {servable.labels} -> {args.format} in {args.output_dir}")
+    if servable.dropped:
+        print(f"[export] left out {len(servable.dropped)} training-only tensors "
+              f"({', '.join(servable.dropped[:4])}{', ...' if len(servable.dropped) > 4 else ''})")
+    try:
+        result = export_servable(servable, args.format, args.output_dir, vocab, inputs, args.do_lower_case,
+                                 args.force, args.tolerance)
+    except ParityError as exc:
+        print(f"error: [export] {exc}; nothing was written", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(f"[export] parity with the OneFlow model: {result.parity.describe()}")
+    print(f"[export] wrote {', '.join(result.files)} to {result.output_dir}")
+    return result
+
+
+def main(argv=None):
+    return cli_main(run, build_parser().parse_args(argv), "export")
