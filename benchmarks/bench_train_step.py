@@ -64,16 +64,17 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def measure(eager: bool, fused: bool, batch: int, seq: int, layers: int, steps: int, frozen: bool) -> float:
+def measure(eager: bool, fused: bool, batch: int, seq: int, layers: int, steps: int, frozen: bool,
+            device: str = "cpu", amp: bool = False) -> float:
     """Seconds per training step (median of `steps` after two warm-up steps)."""
     config = BertConfig(hidden_size=HIDDEN, num_hidden_layers=layers, num_attention_heads=HEADS,
                         intermediate_size=FFN)
     flow.manual_seed(0)
-    objective = distributed.setup_model(ClassificationObjective(BertForSequenceClassification(config)))
+    objective = distributed.setup_model(ClassificationObjective(BertForSequenceClassification(config)), device)
     if frozen:
         freeze_word_embeddings(objective)
     optimizer = build_optimizer(objective, 2e-5, fused=fused)
-    step = make_train_step(objective, optimizer, build_scheduler(optimizer, 1000), eager=eager)
+    step = make_train_step(objective, optimizer, build_scheduler(optimizer, 1000), eager=eager, amp=amp)
     local = batch // distributed.world_size()
     rs = np.random.RandomState(distributed.rank())
     inputs = [
@@ -99,6 +100,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--modes", default="graph-unfused",
                         help="comma list of graph (fused AdamW), graph-unfused, eager")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--amp", action="store_true", help="mixed precision in the graph modes (CUDA)")
     parser.add_argument("--roofline", action="store_true", help="every shape of 6/3 layers x seq 32/64/128")
     parser.add_argument("--freeze_word_embeddings", action="store_true", help="also time with them fixed")
     args = parser.parse_args()
@@ -110,17 +113,18 @@ def main() -> None:
     if main_rank:
         env = {k: os.environ.get(k, "-") for k in ("MODEL_COMPRESS_BLAS", "OPENBLAS_CORETYPE",
                                                   "ONEFLOW_ENABLE_ONEDNN_OPTS")}
-        print(f"env {env}; sgemm routed: {blas.routed() or 'no'}; ranks {distributed.world_size()}; "
-              f"batch {args.batch}; numpy sgemm peak {peak:.1f} GFLOP/s")
+        print(f"device {args.device}; env {env}; sgemm routed: {blas.routed() or 'no'}; "
+              f"ranks {distributed.world_size()}; batch {args.batch}; numpy sgemm peak {peak:.1f} GFLOP/s")
         print(f"{'mode':24s} {'layers':>6s} {'seq':>4s} {'s/step':>7s} {'samples/s':>9s} {'GFLOP/s':>8s} "
               f"{'of peak':>7s}")
     for frozen in (False, True) if args.freeze_word_embeddings else (False,):
         for mode in args.modes.split(","):
             for layers, seq in shapes:
-                seconds = measure(mode == "eager", mode == "graph", args.batch, seq, layers, args.steps, frozen)
+                seconds = measure(mode == "eager", mode == "graph", args.batch, seq, layers, args.steps, frozen,
+                                  args.device, args.amp and mode != "eager")
                 gflops = train_step_gflop(layers, args.batch, seq) / seconds
                 if main_rank:
-                    label = mode + (" frozen-emb" if frozen else "")
+                    label = mode + (" frozen-emb" if frozen else "") + (" amp" if args.amp and mode != "eager" else "")
                     print(f"{label:24s} {layers:6d} {seq:4d} {seconds:7.3f} {args.batch / seconds:9.1f} "
                           f"{gflops:8.1f} {gflops / peak:7.1%}", flush=True)
 

@@ -14,15 +14,22 @@ from oneflow import nn
 
 
 class TrainGraph(nn.Graph):
-    """Forward, backward and the optimizer/scheduler step compiled into one static graph."""
+    """Forward, backward and the optimizer/scheduler step compiled into one static graph.
 
-    def __init__(self, objective: nn.Module, optimizer, scheduler=None) -> None:
+    `amp` turns on OneFlow's automatic mixed precision with a dynamic loss scale (CUDA only).
+    """
+
+    def __init__(self, objective: nn.Module, optimizer, scheduler=None, amp: bool = False) -> None:
         super().__init__()
         self.objective = objective
         if scheduler is not None:
             self.add_optimizer(optimizer, lr_sch=scheduler)
         else:
             self.add_optimizer(optimizer)
+        if amp:
+            self.config.enable_amp(True)
+            self.set_grad_scaler(flow.amp.GradScaler(init_scale=2**15, growth_factor=2.0, backoff_factor=0.5,
+                                                     growth_interval=1000))
 
     def build(self, *inputs):
         outputs = self.objective(*inputs)
@@ -67,13 +74,14 @@ class EagerTrainStep:
 
 
 def make_train_step(
-    objective: nn.Module, optimizer, scheduler=None, eager: bool = False
+    objective: nn.Module, optimizer, scheduler=None, eager: bool = False, amp: bool = False
 ) -> Callable[..., Sequence[flow.Tensor]]:
-    """A callable running one training step: a compiled TrainGraph, or its eager twin."""
+    """A callable running one training step: a compiled TrainGraph (mixed precision if `amp`), or its
+    eager twin (always float32)."""
     objective.train()
     if eager:
         return EagerTrainStep(objective, optimizer, scheduler)
-    return TrainGraph(objective, optimizer, scheduler)
+    return TrainGraph(objective, optimizer, scheduler, amp=amp)
 
 
 def make_eval_step(module: nn.Module, eager: bool = False) -> Callable[..., Sequence[flow.Tensor]]:
