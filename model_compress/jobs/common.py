@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -180,7 +181,10 @@ class TaskData:
     def loader(self, name: str, batch_size: int, train: bool, seed: int, **kwargs) -> OFRecordLoader:
         """The split built (or reused) and read into memory under its lock: a concurrent job asking for
         other content waits, and neither reads the other's half-replaced files."""
-        with split_lock(self.data_dir, name):
+        # Multi-process runs build on rank 0 and meet at a barrier: a lock held across it would
+        # deadlock the other ranks, so there each rank reads after the barrier as before.
+        lock = split_lock(self.data_dir, name) if not distributed.is_distributed() else contextlib.nullcontext()
+        with lock:
             directory = self.split(name, kwargs.pop("with_domain", False), kwargs.pop("weights", None))
             loader = OFRecordLoader(directory, batch_size, train=train, seed=seed, **kwargs)
             loader.arrays  # noqa: B018  (read now, while the lock is held)
