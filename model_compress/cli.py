@@ -6,8 +6,13 @@ Boolean flags accept both styles the seeds use: `--do_train` and `--do_train=Tru
 from __future__ import annotations
 
 import argparse
+import errno
+import functools
 import os
 import random
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn, TypeVar
 
 import numpy as np
 
@@ -75,14 +80,57 @@ def add_train_args(parser: argparse.ArgumentParser, epochs: float = 3, lr: float
 
 
 def normalise_aliases(args: argparse.Namespace) -> argparse.Namespace:
-    """Fold the originals' alias flags into the canonical ones."""
+    """Fold the originals' alias flags into the canonical ones, then refuse values that cannot be right."""
     if getattr(args, "dev_every_step_num", None) is not None:
         args.eval_every_step_num = args.dev_every_step_num
     if getattr(args, "dev_batch_size_per_device", None) is not None:
         args.eval_batch_size_per_device = args.dev_batch_size_per_device
     if getattr(args, "gpu_num_per_node", None) and args.gpu_num_per_node > 0 and args.device == "cpu":
         args.device = "cuda"
+    check_flags(args)
     return args
+
+
+# flag -> (lowest accepted value, whether the lowest value itself is refused)
+_LOWER_BOUNDS = {
+    "max_steps": (0, False), "eval_every_step_num": (0, False), "train_example_num": (0, False),
+    "dev_example_num": (0, False), "eval_example_num": (0, False), "weight_decay_rate": (0.0, False),
+    "clip_grad_norm": (0.0, False), "kd_alpha": (0.0, False), "kd_beta": (0.0, False),
+    "alpha": (0.0, False), "beta": (0.0, False), "temperature": (0.0, True), "domain_loss_weight": (0.0, False),
+}
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Refuse, before any work, flag values no run can use (each named in one line, exit code 2)."""
+    values = vars(args)
+    training = bool(values.get("do_train", True))
+    if training and values.get("num_epochs") is not None and not values["num_epochs"] > 0:
+        fail(f"--num_epochs must be positive, got {values['num_epochs']}")
+    if training and values.get("learning_rate") is not None and not values["learning_rate"] > 0:
+        fail(f"--learning_rate must be positive, got {values['learning_rate']}")
+    for name, (low, strict) in _LOWER_BOUNDS.items():
+        value = values.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and (
+                value < low or (strict and value == low) or value != value):
+            fail(f"--{name} must be {'>' if strict else '>='} {low}, got {value}")
+    warmup = values.get("warmup_proportion")
+    if warmup is not None and not 0.0 <= warmup <= 1.0:
+        fail(f"--warmup_proportion must be in [0, 1], got {warmup}")
+    for name in ("model_save_dir", "result_dir", "output_dir"):
+        path = values.get(name)
+        if isinstance(path, str) and path and os.path.exists(path) and not os.path.isdir(path):
+            fail(f"--{name} {path} is an existing file, not a folder")
+    if isinstance(values.get("device"), str):
+        args.device = check_device(args.device)
+
+
+def note_ignored(argv: Sequence[str] | None, names: tuple[str, ...], script: str) -> None:
+    """Say once which of `names` (flags accepted for the seeds' command lines) were given but have no effect."""
+    given = [a.split("=", 1)[0] for a in (sys.argv[1:] if argv is None else argv) if a.startswith("--")]
+    ignored = [n for n in names if n in given]
+    if ignored:
+        print(f"[{script}] {', '.join(ignored)}: accepted for the original command line, no effect here",
+              file=sys.stderr)
 
 
 def seed_everything(seed: int) -> None:
@@ -95,6 +143,68 @@ def seed_everything(seed: int) -> None:
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
 
 
-def fail(message: str) -> None:
-    """Stop with one clear line instead of a traceback (user mistakes)."""
-    raise SystemExit(f"error: {message}")
+class UserError(SystemExit):
+    """A user mistake: one line on stderr, exit code 2, no traceback (str() is the message)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = 2
+
+
+def fail(message: str) -> NoReturn:
+    """Stop with one clear line (`error: ...`) and exit code 2 instead of a traceback (user mistakes)."""
+    line = " ".join(f"error: {message}".split())
+    print(line, file=sys.stderr, flush=True)
+    raise UserError(line)
+
+
+def check_device(device: str) -> str:
+    """`cpu`, or `cuda`/`gpu` (`cuda:N`) when OneFlow sees a GPU; anything else is refused in one line."""
+    name = device.strip().lower()
+    if name == "gpu" or name.startswith("gpu:"):
+        name = "cuda" + name[3:]
+    if name == "cpu":
+        return name
+    if not (name == "cuda" or name.startswith("cuda:")):
+        fail(f"--device {device}: choose cpu or cuda")
+    import oneflow as flow
+
+    if not flow.cuda.is_available():
+        fail(f"--device {device}: this machine has no usable GPU (OneFlow sees none); use --device cpu")
+    return name
+
+
+F = TypeVar("F", bound=Callable)
+
+# errno values that mean "the disk or the permissions", not a bug: reported in one line
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    from model_compress.data.ofrecord import StaleSplitError
+    from model_compress.data.ofrecord_codec import OFRecordError
+    from model_compress.data.processors import DataFormatError
+    from model_compress.distill.teacher_cache import TeacherFileError
+    from model_compress.modeling.checkpoint import CheckpointError
+
+    return DataFormatError, OFRecordError, StaleSplitError, TeacherFileError, CheckpointError
+
+
+def user_errors(main: F) -> F:
+    """Decorate an entry point: damaged inputs and a full or read-only disk end in one line and exit code 2.
+
+    The library raises typed errors naming the file (and line); this turns them into `fail` lines.
+    Anything else is a bug and keeps its traceback.
+    """
+    @functools.wraps(main)
+    def run(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except _user_error_types() as exc:
+            fail(str(exc).strip("'\""))
+        except OSError as exc:
+            if exc.errno not in _DISK_ERRNOS:
+                raise
+            fail(f"{exc.filename or 'writing'}: {exc.strerror}" + (
+                " (nothing was left half-written)" if exc.errno == errno.ENOSPC else ""))
+    return run  # type: ignore[return-value]

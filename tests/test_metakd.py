@@ -331,3 +331,49 @@ def test_distill_rejects_bad_genre_and_missing_teacher(pipeline):
     with pytest.raises(SystemExit, match="not a domain of this task"):
         job.distill_main(["--teacher_model", pipeline["teacher"]["snapshot"], "--data_dir", pipeline["data"],
                           "--genre", "toys", *COMMON])
+
+
+def test_seed_000_metakd_commands_in_graph_mode(senti_dir, tiny_model_dir, tmp_path):
+    """The four Meta-KD commands of seed 000 as written (sizes shrunk with their own flags), nn.Graph.
+
+    36 training rows with --eval_batch_size_per_device 8 leave a short last batch in the teacher dump;
+    meta_distill.py runs both stages (no --distill_stage); a later --distill_stage second with the
+    seed's --student_model continues the stage-1 student.
+    """
+    import shutil
+
+    data = tmp_path / "SENTI"
+    shutil.copytree(senti_dir, data, ignore=shutil.ignore_patterns("ofrecord", "teacher_cache"))
+    with open(data / "train.tsv", encoding="utf-8") as f:
+        header, *rows = f.readlines()
+    (data / "train.tsv").write_text(header + "".join(rows[:-4] if len(rows) % 8 == 0 else rows), encoding="utf-8")
+    cwd = os.path.join(REPO_ROOT, "model_compress", "metakd")
+    seed = ["--task_name", "senti", "--data_dir", f"{data}/", "--seed", "42", "--seq_length=16",
+            "--train_example_num", "6480", "--vocab_file", "uncased_L-12_H-768_A-12/vocab.txt", "--resave_ofrecord"]
+
+    def run(script, *args):
+        done = subprocess.run([sys.executable, script, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    run("preprocess.py", "--model_load_dir", tiny_model_dir, "--num_epochs", "4", *seed)
+    teacher_out = tmp_path / "teacher"
+    run("meta_teacher.py", "--model_load_dir", tiny_model_dir, "--num_epochs", "1", *seed, "--eval_example_num",
+        "720", "--batch_size_per_device", "8", "--eval_batch_size_per_device", "8", "--eval_every_step_num", "100",
+        "--learning_rate", "5e-5", "--do_train", "--do_eval", "--model_save_dir", str(teacher_out))
+    teacher = next(str(p) for p in teacher_out.iterdir() if p.name.startswith("snapshot_best_mft_model_senti_dev_"))
+    dump = run("meta_teacher_eval.py", "--model_load_dir", teacher, "--num_epochs", "4", *seed,
+               "--eval_batch_size_per_device", "8", "--student_num_hidden_layers", "2")
+    assert "no effect here" in dump.stderr  # --num_epochs / --seed are accepted and said to be unused
+    student_out = tmp_path / "student"
+    distill = ["--student_model", tiny_model_dir, "--teacher_model", teacher, "--num_epochs", "1", *seed,
+               "--eval_example_num", "720", "--batch_size_per_device", "8", "--eval_batch_size_per_device", "8",
+               "--eval_every_step_num", "100", "--learning_rate", "5e-5", "--do_train", "--do_eval",
+               "--student_num_hidden_layers", "2", "--model_save_dir", str(student_out)]
+    done = run("meta_distill.py", *distill)
+    assert "stage 1 (all" in done.stderr and "meta-kd-student (all)" in done.stdout
+    results = json.loads((student_out / "results_eval_all.json").read_text())
+    assert results["num_examples"] == 16 and results["stage"] == "all"
+    second = run("meta_distill.py", *distill, "--distill_stage", "second")
+    assert "continues the stage-1 student" in second.stderr
+    assert json.loads((student_out / "results_eval_all.json").read_text())["stage"] == "second"

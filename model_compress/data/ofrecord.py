@@ -98,14 +98,26 @@ def _stale_reasons(meta: dict, expected: dict) -> list[str]:
     return reasons
 
 
+_held_locks: dict[str, int] = {}  # lock path -> nesting depth in this process
+
+
 @contextlib.contextmanager
 def split_lock(data_dir: str, split: str) -> Iterator[None]:
-    """Hold an exclusive advisory lock on one split of `data_dir`.
+    """Hold an exclusive advisory lock on one split of `data_dir` (re-entrant within a process).
 
+    Jobs hold it while they build *and* read a split, so a concurrent job asking for other content
+    (e.g. another --dev_example_num) rebuilds it only after the first has its records in memory.
     Without flock, or where the lock file cannot be created (a read-only dataset), it locks nothing:
     an up-to-date split is then still reused, and a build fails on its own write as before.
     """
-    path = os.path.join(os.path.dirname(split_dir(data_dir, split)), f".{split}.lock")
+    path = os.path.abspath(os.path.join(os.path.dirname(split_dir(data_dir, split)), f".{split}.lock"))
+    if _held_locks.get(path):
+        _held_locks[path] += 1
+        try:
+            yield
+        finally:
+            _held_locks[path] -= 1
+        return
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         handle = open(path, "a+b")
@@ -116,9 +128,11 @@ def split_lock(data_dir: str, split: str) -> Iterator[None]:
         return
     with handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        _held_locks[path] = 1
         try:
             yield
         finally:
+            _held_locks.pop(path, None)
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 

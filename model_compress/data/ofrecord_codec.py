@@ -245,6 +245,10 @@ def write_ofrecord_file(path: str, records: Iterable[bytes]) -> tuple[int, int]:
             os.fsync(f.fileno())
             size = f.tell()
         os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise OSError(exc.errno, exc.strerror, path) from None  # name the file the user can act on
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -13,6 +13,7 @@ records instead of appending to them.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -149,7 +150,8 @@ def write_split(
 
             file_name = f"{part_prefix(split)}{p}"
             count, size = write_ofrecord_file(os.path.join(tmp_dir, file_name), records())
-            parts.append({"file": file_name, "count": count, "bytes": size})
+            parts.append({"file": file_name, "count": count, "bytes": size,
+                          "sha256": file_sha256(os.path.join(tmp_dir, file_name))})
         meta = {
             "format": "model_compress.ofrecord",
             "version": FORMAT_VERSION,
@@ -200,6 +202,15 @@ def _swap_in(tmp_dir: str, target: str, split: str) -> None:
     raise OSError(f"could not replace {target}: another process keeps rewriting it")
 
 
+def file_sha256(path: str) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def read_split_meta(directory: str) -> dict:
     """meta.json of a split directory.
 
@@ -227,9 +238,10 @@ def read_split_meta(directory: str) -> dict:
 def verify_split(directory: str, deep: bool = False) -> dict:
     """Check that a split's part files match its meta.json; return the meta.
 
-    Checks file presence, sizes, record framing and counts, and the first record of every part
-    (features, dtypes, lengths). ``deep`` parses and checks every record. OneFlow's own reader aborts
-    the whole process on a bad file, so the loader calls this first.
+    Checks file presence, sizes, record framing and counts, each part's sha256 (so a damaged record
+    in the middle of a part is found before OneFlow's decoder sees it), and the first record of every
+    part (features, dtypes, lengths). ``deep``, or a part without a sha256, parses every record.
+    OneFlow's own reader aborts the whole process on a bad file, so the loader calls this first.
 
     Raises:
         FileNotFoundError, OFRecordError: naming the file (and byte offset) at fault.
@@ -248,9 +260,14 @@ def verify_split(directory: str, deep: bool = False) -> dict:
         if count != part["count"]:
             raise OFRecordError(path, None, f"holds {count} records, {META_FILE} says {part['count']}")
         total += count
+        if part.get("sha256") and file_sha256(path) != part["sha256"]:
+            raise OFRecordError(path, None, f"content differs from the sha256 in {META_FILE} (damaged or "
+                                "modified after writing; rebuild it with --resave_ofrecord)")
+        # without a checksum (older splits) every record is parsed: OneFlow aborts on a damaged one
+        thorough = deep or not part.get("sha256")
         for offset, payload in iter_raw_records(path):
             _check_record(path, offset, payload, meta)
-            if not deep:
+            if not thorough:
                 break
     if total != meta["count"]:
         raise OFRecordError(directory, None, f"parts hold {total} records, {META_FILE} says {meta['count']}")

@@ -7,11 +7,20 @@ of encoder layer l (1-based), so student layer j of M and teacher layer I(j) of 
 from __future__ import annotations
 
 
-def _check(student_layers: int, teacher_layers: int) -> None:
+def check_layer_counts(student_layers: int, teacher_layers: int, even: bool = True) -> int:
+    """k = N // M teacher layers per student layer; with `even`, N must be a multiple of M.
+
+    An uneven pair would leave the top teacher layers out of every block without a word.
+    """
     if student_layers < 1 or teacher_layers < 1:
         raise ValueError("layer counts must be positive")
     if student_layers > teacher_layers:
         raise ValueError(f"a {student_layers}-layer student cannot map onto a {teacher_layers}-layer teacher")
+    if even and teacher_layers % student_layers:
+        raise ValueError(f"a {student_layers}-layer student does not divide a {teacher_layers}-layer teacher "
+                         f"evenly (the top {teacher_layers % student_layers} teacher layers would never be "
+                         "distilled): choose a student depth that divides the teacher's")
+    return teacher_layers // student_layers
 
 
 def pkd_mapping(student_layers: int, teacher_layers: int, strategy: str) -> list[tuple[int, int]]:
@@ -20,7 +29,7 @@ def pkd_mapping(student_layers: int, teacher_layers: int, strategy: str) -> list
     skip: teacher layer k*j with k = N // M (PKD-Skip); last: the M-1 teacher layers just before the
     top one (PKD-Last).
     """
-    _check(student_layers, teacher_layers)
+    check_layer_counts(student_layers, teacher_layers, even=strategy == "skip")
     if strategy == "skip":
         k = teacher_layers // student_layers
         return [(j, k * j) for j in range(1, student_layers)]
@@ -32,8 +41,7 @@ def pkd_mapping(student_layers: int, teacher_layers: int, strategy: str) -> list
 
 def uniform_mapping(student_layers: int, teacher_layers: int, include_embeddings: bool = True) -> list[tuple[int, int]]:
     """TinyBERT / original OneFlow PKD mapping: student j <- teacher k*j for j = 0 (embeddings) .. M."""
-    _check(student_layers, teacher_layers)
-    k = teacher_layers // student_layers
+    k = check_layer_counts(student_layers, teacher_layers)
     first = 0 if include_embeddings else 1
     return [(j, k * j) for j in range(first, student_layers + 1)]
 

@@ -29,7 +29,7 @@ import oneflow as flow
 from oneflow import nn
 
 from model_compress.distill import losses
-from model_compress.distill.mapping import uniform_mapping
+from model_compress.distill.mapping import check_layer_counts, uniform_mapping
 from model_compress.distill.meta import domain_expertise_weight, mean_pool
 from model_compress.training.objectives import ENCODER_INPUTS, labels_of
 
@@ -42,12 +42,8 @@ TEACHER_ARRAYS = ("teacher_logits", "teacher_attention", "teacher_hidden", "teac
 
 
 def layers_per_block(student_layers: int, teacher_layers: int) -> int:
-    """k = N // M: each student layer stands for a block of k teacher layers."""
-    if student_layers < 1 or teacher_layers < 1:
-        raise ValueError("layer counts must be positive")
-    if student_layers > teacher_layers:
-        raise ValueError(f"a {student_layers}-layer student cannot map onto a {teacher_layers}-layer teacher")
-    return teacher_layers // student_layers
+    """k = N // M: each student layer stands for a block of k teacher layers (N a multiple of M)."""
+    return check_layer_counts(student_layers, teacher_layers)
 
 
 def attention_mapping(student_layers: int, teacher_layers: int) -> list[tuple[int, int]]:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from model_compress.distill.meta import domain_expertise_weight
 from model_compress.distill.metakd import MetaTeacherOutputs, attention_mapping, hidden_mapping
 from model_compress.training import distributed
-from model_compress.training.graph import make_eval_step
+from model_compress.training.evaluation import Predictor
 
 DUMP_KIND = "metakd-teacher"
 INDEX_JSON = "index.json"
@@ -45,14 +45,13 @@ def write_teacher_dump(directory: str, outputs: MetaTeacherOutputs, source, coun
     parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent) if writer else None
-    step = make_eval_step(outputs, eager=eager)
+    predictor = Predictor(outputs, eager=eager)
     arrays: dict[str, np.ndarray] = {}
     filled = np.zeros(count, dtype=bool)
     try:
-        source.set_epoch(0)
-        for batch in tqdm(source, desc="teacher dump", unit="batch", disable=not writer):
-            produced = step(*[distributed.replicate_tensor(batch[n]) for n in outputs.input_names])
-            values = [distributed.to_local_numpy(t) for t in produced]
+        batches = predictor.batches(source)
+        for values, batch, _ in tqdm(batches, desc="teacher dump", unit="batch", total=len(source),
+                                     disable=not writer):
             rows = batch["idxs"].numpy().reshape(-1).astype(np.int64)
             if not writer:
                 continue

@@ -22,20 +22,58 @@ class TeacherFileError(ValueError):
     """A teacher logits file that does not fit the training data."""
 
 
-def write_logits_file(path: str, logits: np.ndarray) -> None:
-    """One line per row, comma separated, written atomically."""
+LOGITS_META_SUFFIX = ".meta.json"
+
+
+def write_logits_file(path: str, logits: np.ndarray, source_hash: str | None = None) -> None:
+    """One line per row, comma separated, written atomically.
+
+    With `source_hash` (the fingerprint of the split the logits were computed on, from its meta.json)
+    a `<path>.meta.json` beside the file records it, so `read_logits_file` can tell logits of other
+    data from the right ones even when the row counts agree.
+    """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in np.asarray(logits, dtype=np.float64):
-            f.write(",".join(f"{v:.7g}" for v in row) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for row in np.asarray(logits, dtype=np.float64):
+                f.write(",".join(f"{v:.7g}" for v in row) + "\n")
+        if source_hash:
+            with open(tmp + LOGITS_META_SUFFIX, "w", encoding="utf-8") as f:
+                json.dump({"rows": int(len(logits)), "source_hash": source_hash}, f, indent=1)
+            os.replace(tmp + LOGITS_META_SUFFIX, path + LOGITS_META_SUFFIX)
+        os.replace(tmp, path)
+    except BaseException:
+        for leftover in (tmp, tmp + LOGITS_META_SUFFIX):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+        raise
 
 
-def read_logits_file(path: str, expected_rows: int, num_labels: int) -> np.ndarray:
-    """Parse a logits file and check it has one row per training example and one value per label."""
+def _check_logits_source(path: str, source_hash: str | None) -> None:
+    meta_path = path + LOGITS_META_SUFFIX
+    if not source_hash or not os.path.isfile(meta_path):
+        return
+    try:
+        with open(meta_path, encoding="utf-8") as f:
+            stored = json.load(f).get("source_hash")
+    except (OSError, ValueError, AttributeError):
+        raise TeacherFileError(f"{meta_path}: unreadable (delete it or export the logits again)") from None
+    if stored and stored != source_hash:
+        raise TeacherFileError(f"{path}: made from other training data than --data_dir/--train_example_num "
+                               f"give now (fingerprint in {os.path.basename(meta_path)} differs): export the "
+                               "logits again")
+
+
+def read_logits_file(path: str, expected_rows: int, num_labels: int, source_hash: str | None = None
+                     ) -> np.ndarray:
+    """Parse a logits file and check it has one row per training example and one value per label.
+
+    With `source_hash`, a fingerprint stored beside the file (see `write_logits_file`) must match it.
+    """
     if not os.path.isfile(path):
         raise TeacherFileError(f"{path}: teacher logits file not found (export it with --export_logits)")
+    _check_logits_source(path, source_hash)
     rows = []
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -16,12 +17,19 @@ import oneflow as flow
 
 from model_compress.cli import fail
 from model_compress.data.loader import OFRecordLoader
-from model_compress.data.ofrecord import ensure_ofrecord_split
+from model_compress.data.ofrecord import ensure_ofrecord_split, split_lock
 from model_compress.data.processors import DataFormatError, DataProcessor, InputExample, get_processor
-from model_compress.data.tokenization import FullTokenizer
+from model_compress.data.tokenization import FullTokenizer, load_vocab
 from model_compress.jobs.settings import DataSettings, TrainSettings
 from model_compress.modeling.bert import BertForSequenceClassification, count_parameters, parameter_mib
-from model_compress.modeling.checkpoint import load_snapshot, load_state_into, module_state_numpy, save_snapshot
+from model_compress.modeling.checkpoint import (
+    check_state_shapes,
+    load_snapshot,
+    load_state_into,
+    module_state_numpy,
+    save_snapshot,
+    snapshot_config,
+)
 from model_compress.modeling.config import BertConfig
 from model_compress.modeling.pretrained import ensure_default_snapshot
 from model_compress.training import distributed
@@ -69,25 +77,56 @@ def classifier_state(state: dict) -> dict:
     return student or state
 
 
-def load_model_snapshot(model_dir: str, purpose: str) -> tuple[dict, BertConfig, dict]:
+def load_model_snapshot(model_dir: str, purpose: str, student: bool = False) -> tuple[dict, BertConfig, dict]:
     """`load_snapshot` for a job: an unreadable snapshot, or one without a config, ends the run clearly.
 
-    `purpose` finishes the message "cannot ..." (e.g. "build the teacher").
+    `purpose` finishes the message "cannot ..." (e.g. "build the teacher"); `student` roles take the
+    student of a legacy snapshot holding teacher and student.
     """
     try:
-        state, config, meta = load_snapshot(model_dir)
+        state, config, meta = load_snapshot(model_dir, prefer_student=student)
     except (FileNotFoundError, ValueError) as exc:
-        fail(str(exc))
+        fail(str(exc) or f"{model_dir}: cannot be read")
     if config is None:
         fail(f"{model_dir} has no config (config.json / snapshot.json); cannot {purpose}")
+    problems = check_state_shapes(classifier_state(state), config)
+    if problems:
+        fail(f"{model_dir}: the config does not match the weights ({problems[0]}"
+             f"{f' and {len(problems) - 1} more' if len(problems) > 1 else ''})")
     return state, config, meta
 
 
+def check_model_inputs(model_dir: str, vocab_file: str, seq_length: int, student: bool = False) -> None:
+    """Before any OFRecord is built: the vocab and --seq_length must fit the model that will read them.
+
+    Refuses a vocab with more entries than the model's word embeddings, one without [UNK], and a
+    --seq_length above the model's position embeddings.
+    """
+    config = snapshot_config(model_dir, prefer_student=student)
+    if config is None:
+        return
+    if seq_length > config.max_position_embeddings:
+        fail(f"--seq_length {seq_length} exceeds the {config.max_position_embeddings} positions of {model_dir}")
+    try:
+        vocab = load_vocab(vocab_file)
+    except (OSError, ValueError) as exc:
+        fail(f"{vocab_file}: {exc}")
+    if "[UNK]" not in vocab:
+        fail(f"{vocab_file}: no [UNK] token; this is not a BERT WordPiece vocab.txt")
+    if len(vocab) > config.vocab_size:
+        fail(f"{vocab_file} has {len(vocab)} tokens but {model_dir} embeds only {config.vocab_size}: "
+             "it is not this model's vocab (pass the model's own vocab.txt)")
+
+
 def load_classifier(
-    model_dir: str, num_labels: int, config_changes: dict | None = None, verbose: bool = True
+    model_dir: str, num_labels: int, config_changes: dict | None = None, verbose: bool = True,
+    student: bool = False,
 ) -> tuple[BertForSequenceClassification, BertConfig, dict]:
-    """A BertForSequenceClassification from any snapshot format, with a fresh head if labels differ."""
-    state, config, meta = load_model_snapshot(model_dir, "build the model")
+    """A BertForSequenceClassification from any snapshot format, with a fresh head if labels differ.
+
+    `student` roles read the student of a legacy snapshot holding both (see `choose_legacy_prefix`).
+    """
+    state, config, meta = load_model_snapshot(model_dir, "build the model", student)
     state = classifier_state(state)
     config = config.replace(num_labels=num_labels, **(config_changes or {}))
     head = state.get("classifier.weight")
@@ -96,7 +135,10 @@ def load_classifier(
               file=sys.stderr)
         state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
     model = BertForSequenceClassification(config)
-    report = load_state_into(model, state, verbose=False)
+    try:
+        report = load_state_into(model, state, verbose=False)
+    except ValueError as exc:
+        fail(f"{model_dir}: the config does not match the weights ({exc})")
     if verbose and distributed.rank() == 0:
         print(f"[model] {model_dir}: {report.summary()}", file=sys.stderr)
     return model, config, meta
@@ -137,8 +179,16 @@ class TaskData:
         return info.directory if info else os.path.join(self.data_dir, "ofrecord", name)
 
     def loader(self, name: str, batch_size: int, train: bool, seed: int, **kwargs) -> OFRecordLoader:
-        directory = self.split(name, kwargs.pop("with_domain", False), kwargs.pop("weights", None))
-        return OFRecordLoader(directory, batch_size, train=train, seed=seed, **kwargs)
+        """The split built (or reused) and read into memory under its lock: a concurrent job asking for
+        other content waits, and neither reads the other's half-replaced files."""
+        # Multi-process runs build on rank 0 and meet at a barrier: a lock held across it would
+        # deadlock the other ranks, so there each rank reads after the barrier as before.
+        lock = split_lock(self.data_dir, name) if not distributed.is_distributed() else contextlib.nullcontext()
+        with lock:
+            directory = self.split(name, kwargs.pop("with_domain", False), kwargs.pop("weights", None))
+            loader = OFRecordLoader(directory, batch_size, train=train, seed=seed, **kwargs)
+            loader.arrays  # noqa: B018  (read now, while the lock is held)
+        return loader
 
 
 def task_domains(data: TaskData, algorithm: str, example_task: str) -> list[str]:
@@ -151,9 +201,15 @@ def task_domains(data: TaskData, algorithm: str, example_task: str) -> list[str]
 
 
 def load_task_data(
-    settings: DataSettings, vocab_file: str, splits: Sequence[str] = ("train", "dev")
+    settings: DataSettings, vocab_file: str, splits: Sequence[str] = ("train", "dev"),
+    model_dir: str | None = None, student: bool = False,
 ) -> TaskData:
-    """Read the task's text files (with the seeds' example-count limits) and the tokenizer."""
+    """Read the task's text files (with the seeds' example-count limits) and the tokenizer.
+
+    With `model_dir`, the vocab and --seq_length are first checked against that model.
+    """
+    if model_dir:
+        check_model_inputs(model_dir, vocab_file, settings.seq_length, student)
     try:
         processor = get_processor(settings.task_name)
     except (KeyError, ValueError) as exc:
@@ -278,13 +334,13 @@ def fit_classifier(
 
 
 def evaluate_snapshot(
-    settings: TrainSettings, snapshot: str, data: TaskData, split: str = "dev"
+    settings: TrainSettings, snapshot: str, data: TaskData, split: str = "dev", student: bool = False
 ) -> tuple[dict, flow.nn.Module]:
     """Metrics and throughput of a snapshot on one split (nn.Graph unless --eager)."""
     from model_compress.training.evaluation import Predictor, evaluate_classifier
     from model_compress.training.objectives import ClassifierLogits
 
-    model, _, _ = load_classifier(snapshot, len(data.labels))
+    model, _, _ = load_classifier(snapshot, len(data.labels), student=student)
     model = distributed.setup_model(model, settings.device)
     source = data.loader(split, settings.eval_batch_size_per_device, train=False, seed=settings.seed,
                          rank=0, world_size=1)

@@ -31,7 +31,7 @@ import oneflow as flow
 from oneflow import nn
 from tqdm import tqdm
 
-from model_compress.cli import add_bool, fail, positive_int, seed_everything
+from model_compress.cli import add_bool, fail, positive_int, seed_everything, user_errors
 from model_compress.data.corpus import (  # noqa: F401 (shard_files: kept importable from this module)
     CorpusStream,
     list_corpus_files,
@@ -65,6 +65,7 @@ STUDENT_TYPES = ("ppminilm", "bert", "ernie", "roberta")  # all mean: a BERT-arc
 TEACHER_TYPES = ("bert", "roberta", "ernie", "ppminilm")  # the teacher is whatever checkpoint is given
 
 
+@user_errors
 def corpus_main(argv: Sequence[str] | None = None) -> None:
     """``python -m model_compress.jobs.general_distill make_corpus --out DIR task:data_dir ...``."""
     parser = argparse.ArgumentParser(
@@ -360,6 +361,7 @@ def run(args) -> dict:
     return result
 
 
+@user_errors
 def main(argv: Sequence[str] | None = None) -> None:
     run(build_parser().parse_args(argv))
 

@@ -21,7 +21,16 @@ import sys
 
 import numpy as np
 
-from model_compress.cli import add_bool, add_data_args, add_train_args, fail, normalise_aliases, seed_everything
+from model_compress.cli import (
+    add_bool,
+    add_data_args,
+    add_train_args,
+    fail,
+    normalise_aliases,
+    note_ignored,
+    seed_everything,
+    user_errors,
+)
 from model_compress.data.features import convert_examples_to_features, feature_names, features_to_arrays
 from model_compress.data.ofrecord import split_dir
 from model_compress.distill.meta import (
@@ -115,7 +124,7 @@ def _prepare(args, splits) -> tuple[str, str, TaskData]:
     model_dir = resolve_model(args.model_load_dir)
     vocab = resolve_vocab(model_dir, args.vocab_file)
     args.data_dir = resolve_data_dir(args.data_dir)
-    return model_dir, vocab, load_task_data(from_flags(DataSettings, args), vocab, splits)
+    return model_dir, vocab, load_task_data(from_flags(DataSettings, args), vocab, splits, model_dir=model_dir)
 
 
 def _domains(data: TaskData) -> list[str]:
@@ -214,6 +223,12 @@ def run_preprocess(args) -> dict:
             "dev_dir": dev_dir, "embeddings": out["embeddings"], "domain": out["domain"]}
 
 
+# accepted because the seeds' preprocess.py command lines pass them; scoring trains nothing and draws
+# no random numbers
+PREPROCESS_IGNORED = (
+    "--num_epochs", "--seed", "--learning_rate", "--batch_size_per_device", "--do_train", "--max_steps")
+
+
 def preprocess_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="MFT step 1: prototypical score of every training example.")
     parser.add_argument("--model_load_dir", default=DEFAULT_MODEL,
@@ -224,7 +239,9 @@ def preprocess_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@user_errors
 def preprocess_main(argv=None) -> None:
+    note_ignored(argv, PREPROCESS_IGNORED, "preprocess.py")
     run_preprocess(normalise_aliases(preprocess_parser().parse_args(argv)))
 
 
@@ -316,6 +333,7 @@ def meta_finetuning_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@user_errors
 def meta_finetuning_main(argv=None) -> None:
     run_meta_finetuning(normalise_aliases(meta_finetuning_parser().parse_args(argv)))
 
@@ -374,5 +392,6 @@ def finetuning_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@user_errors
 def finetuning_main(argv=None) -> None:
     run_finetuning(normalise_aliases(finetuning_parser().parse_args(argv)))

@@ -17,6 +17,7 @@ from model_compress.cli import (
     fail,
     normalise_aliases,
     seed_everything,
+    user_errors,
 )
 from model_compress.distill.mapping import pkd_mapping, uniform_mapping
 from model_compress.distill.objectives import (
@@ -70,6 +71,7 @@ def generate_student_model(teacher_model: str, student_model: str, layer_list: s
     return student_model
 
 
+@user_errors
 def generate_main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Build a BERT-PKD student from chosen teacher layers.")
     parser.add_argument("--teacher_model", required=True, help="fine-tuned teacher snapshot")
@@ -101,10 +103,11 @@ def build_student(spec: StudentSettings, num_labels: int, reference_dir: str):
     if not spec.from_scratch:
         if not spec.student_model:
             fail("give --student_model (e.g. from bert-pkd_generate_student_model.py) or --from_scratch")
-        model, config, _ = load_classifier(resolve_model_dir(spec.student_model), num_labels)
+        model, config, _ = load_classifier(resolve_model_dir(spec.student_model), num_labels, student=True)
         return model, config
     size_dir = resolve_model_dir(spec.student_model) if spec.student_model else reference_dir
-    _, ref_config, _ = load_model_snapshot(size_dir, "derive the student's size from it")
+    _, ref_config, _ = load_model_snapshot(size_dir, "derive the student's size from it",
+                                           student=bool(spec.student_model))
     changes = {"num_hidden_layers": spec.student_num_hidden_layers, "num_labels": num_labels}
     sizes = ((spec.student_hidden_size, "hidden_size"), (spec.student_num_attention_heads, "num_attention_heads"),
              (spec.student_intermediate_size, "intermediate_size"))
@@ -122,7 +125,7 @@ def evaluate_and_report(
     settings: TrainSettings, flags: dict, snapshot: str, data, result_dir: str, role: str
 ) -> dict:
     """Dev metrics of a snapshot, written to ``result_dir``/results_eval.json (rank 0) and printed."""
-    metrics, model = evaluate_snapshot(settings, snapshot, data, "dev")
+    metrics, model = evaluate_snapshot(settings, snapshot, data, "dev", student=role.startswith("student"))
     if distributed.rank() == 0:
         path = write_results(result_dir, metrics, flags, model, snapshot, {"role": role})
         print(f"[{role}] dev accuracy {metrics['accuracy']:.4f}; results in {path}")
@@ -154,20 +157,21 @@ def run_kd(args) -> dict:
         fail(f"--temperature must be positive, got {args.temperature}")
     reference = resolve_model_dir(args.student_model)
     vocab = find_vocab(reference, args.vocab_file)
-    data = load_task_data(from_flags(DataSettings, args), vocab)
+    data = load_task_data(from_flags(DataSettings, args), vocab, model_dir=reference, student=True)
     output_dir = args.model_save_dir or os.path.join("output", f"student-kd-{args.task_name}")
     snapshot, result = args.student_model, {}
     if args.do_train:
         if not args.teacher_logits:
             fail("--teacher_logits is required for training (export it with task_teacher.py --export_logits)")
+        loader = data.loader("train", args.batch_size_per_device, train=True, seed=args.seed)
         try:
-            logits = read_logits_file(args.teacher_logits, len(data.examples["train"]), len(data.labels))
+            logits = read_logits_file(args.teacher_logits, len(data.examples["train"]), len(data.labels),
+                                      loader.meta.get("source_hash"))
         except TeacherFileError as exc:
             fail(str(exc))
         model, _ = build_student(from_flags(StudentSettings, args), len(data.labels), reference)
         model = distributed.setup_model(model, args.device)
-        train = WithCachedTargets(data.loader("train", args.batch_size_per_device, train=True, seed=args.seed),
-                                  {"teacher_logits": logits})
+        train = WithCachedTargets(loader, {"teacher_logits": logits})
         dev = data.loader("dev", args.eval_batch_size_per_device, train=False, seed=args.seed, rank=0, world_size=1)
         objective = VanillaKDObjective(model, args.temperature, args.alpha)
         loop = fit_classifier(settings, objective, model, train, dev, vocab, output_dir,
@@ -182,6 +186,7 @@ def run_kd(args) -> dict:
     return result
 
 
+@user_errors
 def kd_main(argv=None) -> None:
     run_kd(normalise_aliases(kd_parser().parse_args(argv)))
 
@@ -237,7 +242,7 @@ def run_pkd(args) -> dict:
             fail("--teacher_model is required for training")
         teacher_dir = resolve_model_dir(args.teacher_model)
         vocab = find_vocab(teacher_dir, args.vocab_file)
-        data = load_task_data(from_flags(DataSettings, args), vocab)
+        data = load_task_data(from_flags(DataSettings, args), vocab, model_dir=teacher_dir)
         teacher, t_config, _ = load_classifier(teacher_dir, len(data.labels))
         student, s_config = build_student(from_flags(StudentSettings, args), len(data.labels), teacher_dir)
         s_layers, t_layers = _pkd_layers(args.pkd_variant, args.pkd_mapping, s_config.num_hidden_layers,
@@ -275,13 +280,14 @@ def run_pkd(args) -> dict:
             fail("--do_eval without --do_train needs --student_model")
         snap_dir = resolve_model_dir(snapshot)
         vocab = find_vocab(snap_dir, args.vocab_file)
-        data = load_task_data(from_flags(DataSettings, args), vocab)
+        data = load_task_data(from_flags(DataSettings, args), vocab, model_dir=snap_dir, student=True)
         result["eval"] = evaluate_and_report(settings, flags_of(args), snap_dir, data,
                                              args.result_dir or output_dir, "student-pkd")
     result["snapshot"] = snapshot
     return result
 
 
+@user_errors
 def pkd_main(argv=None) -> None:
     run_pkd(normalise_aliases(pkd_parser().parse_args(argv)))
 
@@ -296,7 +302,7 @@ def run_no_teacher(args) -> dict:
     settings = from_flags(TrainSettings, args)
     reference = resolve_model_dir(args.student_model)
     vocab = find_vocab(reference, args.vocab_file)
-    data = load_task_data(from_flags(DataSettings, args), vocab)
+    data = load_task_data(from_flags(DataSettings, args), vocab, model_dir=reference, student=True)
     output_dir = args.model_save_dir or os.path.join("output", f"student-ce-{args.task_name}")
     model, _ = build_student(from_flags(StudentSettings, args), len(data.labels), reference)
     model = distributed.setup_model(model, args.device)

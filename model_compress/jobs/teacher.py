@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from model_compress.cli import add_data_args, add_train_args, fail, normalise_aliases, seed_everything
+from model_compress.cli import add_data_args, add_train_args, fail, normalise_aliases, seed_everything, user_errors
 from model_compress.distill.teacher_cache import write_logits_file
 from model_compress.jobs.common import (
     evaluate_snapshot,
@@ -53,7 +53,7 @@ def export_logits(settings: TrainSettings, snapshot: str, data, split: str, path
     ordered = logits.copy()
     ordered[order] = logits
     if distributed.rank() == 0:
-        write_logits_file(path, ordered)
+        write_logits_file(path, ordered, source.meta.get("source_hash"))
         print(f"[teacher] wrote {len(ordered)} rows of logits to {path}")
 
 
@@ -63,7 +63,7 @@ def run(args) -> dict:
     model_dir = resolve_model_dir(args.model_load_dir)
     vocab = find_vocab(model_dir, args.vocab_file)
     splits = sorted({"train", args.eval_split} | ({args.export_split} if args.export_logits else set()))
-    data = load_task_data(from_flags(DataSettings, args), vocab, splits)
+    data = load_task_data(from_flags(DataSettings, args), vocab, splits, model_dir=model_dir)
     output_dir = args.model_save_dir or os.path.join("output", f"teacher-{args.task_name}")
     snapshot = model_dir
     result = {}
@@ -91,5 +91,6 @@ def run(args) -> dict:
     return result
 
 
+@user_errors
 def main(argv=None) -> None:
     run(normalise_aliases(build_parser().parse_args(argv)))

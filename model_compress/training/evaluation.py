@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import oneflow as flow
@@ -33,15 +35,15 @@ class Predictor:
             self._rows = tensor.shape[0]
         return _pad_rows(tensor, self._rows)
 
-    def outputs(self, source, epoch: int = 0) -> tuple:
-        """(stacked outputs, stacked batch features as numpy, seconds spent in the model).
+    def batches(self, source, epoch: int = 0) -> Iterator[tuple[Any, dict, float]]:
+        """Per batch: (outputs trimmed to the batch's rows, the batch, seconds spent in the model).
 
-        A module returning a tuple gives a list of stacked arrays, one per output.
+        Every graph inference goes through here: the last, shorter batch is padded to the compiled
+        shape. A module returning a tuple gives a list of numpy arrays, else one array.
         """
         if self._step is None:
             self._step = make_eval_step(self.module, eager=self.eager)
         self.module.eval()
-        chunks, features, seconds = [], {}, 0.0
         source.set_epoch(epoch)
         for batch in source:
             rows = batch[self.input_names[0]].shape[0]
@@ -54,7 +56,16 @@ class Predictor:
             out = self._step(*inputs)
             out = [distributed.to_local_numpy(t)[:rows] for t in out] if isinstance(out, tuple) else \
                 distributed.to_local_numpy(out)[:rows]
-            seconds += time.perf_counter() - start
+            yield out, batch, time.perf_counter() - start
+
+    def outputs(self, source, epoch: int = 0) -> tuple:
+        """(stacked outputs, stacked batch features as numpy, seconds spent in the model).
+
+        A module returning a tuple gives a list of stacked arrays, one per output.
+        """
+        chunks, features, seconds = [], {}, 0.0
+        for out, batch, spent in self.batches(source, epoch):
+            seconds += spent
             chunks.append(out)
             for name, tensor in batch.items():
                 features.setdefault(name, []).append(tensor.numpy())

@@ -93,3 +93,17 @@ def make_eval_step(module: nn.Module, eager: bool = False) -> Callable[..., Sequ
                 return module(*inputs)
         return run
     return EvalGraph(module)
+
+
+def graph_free_copy(model: nn.Module) -> nn.Module:
+    """A fresh module with `model`'s weights, for a second TrainGraph.
+
+    OneFlow 0.9 cannot compile a module that already took part in one TrainGraph into another
+    (`Check failed: input_tensor->is_eager()`); a job training the same model in two stages continues
+    from this copy. `model` must be constructible from its `config`.
+    """
+    from model_compress.modeling.checkpoint import load_state_into, module_state_numpy
+
+    copy = type(model)(model.config)
+    load_state_into(copy, module_state_numpy(model), verbose=False)
+    return copy

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
@@ -17,6 +16,7 @@ import oneflow as flow
 from oneflow import nn
 from tqdm import tqdm
 
+from model_compress.modeling.checkpoint.atomic import retire_dir
 from model_compress.training import distributed
 from model_compress.training.graph import make_train_step
 from model_compress.training.optim import build_optimizer, build_scheduler, freeze_word_embeddings
@@ -123,8 +123,8 @@ def train(
                 path = os.path.join(config.output_dir, snapshot_name(metrics))
                 save_snapshot(path, {**metrics, "step": step})
                 stale = best.best_snapshot
-                if is_main and stale and stale != path and os.path.isdir(stale):
-                    shutil.rmtree(stale)
+                if is_main and stale and stale != path:
+                    retire_dir(stale)  # renamed aside first: never visible half-deleted
                 best.best_snapshot = path
                 distributed.barrier()
         if is_main:

@@ -42,7 +42,9 @@ class GlueProcessor(DataProcessor):
         layout = self.test_layout if split == "test" else self.train_layout
         rows = self._rows(path)
         if layout.header:
-            next(rows, None)
+            first = next(rows, None)
+            if first is not None:
+                self._check_header(path, layout, *first)
         needed = max(i for i in (layout.text_a, layout.text_b, layout.label) if i is not None) + 1
 
         def make(number: int, cols: list[str]) -> InputExample:
@@ -62,6 +64,16 @@ class GlueProcessor(DataProcessor):
             return InputExample(f"{split}-{number}", text_a, text_b, label)
 
         return self._collect(path, rows, make)
+
+    def _check_header(self, path: str, layout: _GlueLayout, number: int, cols: list[str]) -> None:
+        """GLUE files start with a header line; a data row in its place would be dropped silently."""
+        if layout.label is not None and len(cols) > layout.label:
+            looks_like_data = cols[layout.label].strip() in self.get_labels()
+        else:
+            looks_like_data = cols[0].strip().isdigit()
+        if looks_like_data:
+            raise DataFormatError(path, number, "header", "the first line is a data row, but GLUE files start "
+                                  "with a header line (e.g. 'sentence<TAB>label'): add the header")
 
 
 class Sst2Processor(GlueProcessor):

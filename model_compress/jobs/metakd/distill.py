@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 from collections.abc import Sequence
 
 import numpy as np
 
-from model_compress.cli import add_bool, add_data_args, add_train_args, fail, normalise_aliases
+from model_compress.cli import add_bool, add_data_args, add_train_args, fail, normalise_aliases, user_errors
 from model_compress.data.tokenization import load_vocab
 from model_compress.distill.metakd import (
     TEACHER_ARRAYS,
@@ -44,11 +45,12 @@ from model_compress.jobs.metakd.shared import (
 from model_compress.jobs.settings import StudentSettings, TrainSettings, from_flags
 from model_compress.jobs.student import build_student
 from model_compress.modeling.bert import BertForSequenceClassification
-from model_compress.modeling.checkpoint import load_state_into, module_state_numpy, snapshot_format
+from model_compress.modeling.checkpoint import SNAPSHOT_JSON, load_state_into, module_state_numpy, snapshot_format
 from model_compress.modeling.config import BertConfig
 from model_compress.modeling.slicing import slice_layers
 from model_compress.training import distributed
 from model_compress.training.domains import make_domain_evaluator, per_domain
+from model_compress.training.graph import graph_free_copy
 from model_compress.training.sources import WithCachedTargets
 
 # ----------------------------------------------------------------------------------------------
@@ -91,6 +93,9 @@ def distill_parser() -> argparse.ArgumentParser:
     return parser
 
 
+FIRST_STAGE_ROLE = "meta-student-first"
+
+
 def first_stage_snapshot(output_dir: str, genre: str) -> str:
     return os.path.join(output_dir, f"snapshot_meta_student_first_{genre}")
 
@@ -104,6 +109,40 @@ def _snapshot_in(path: str) -> str:
     if len(inside) == 1:
         return os.path.join(path, inside[0])
     return path
+
+
+def _is_first_stage_student(path: str) -> bool:
+    info = os.path.join(path, SNAPSHOT_JSON)
+    if not os.path.isfile(info):
+        return False
+    try:
+        with open(info, encoding="utf-8") as f:
+            return (json.load(f).get("meta") or {}).get("role") == FIRST_STAGE_ROLE
+    except (OSError, ValueError):
+        return False
+
+
+def _second_stage_source(student_model: str | None, output_dir: str, genre: str) -> str:
+    """Stage 2 continues stage 1's student: this run's stage-1 snapshot, or a --student_model that is one.
+
+    The seed passes the pretrained start of stage 1 as --student_model; when this output folder holds a
+    stage-1 snapshot that one is taken (and said so), otherwise such a --student_model is refused.
+    """
+    own = first_stage_snapshot(output_dir, genre)
+    given = _snapshot_in(mft.resolve_model(student_model)) if student_model else None
+    if given and _is_first_stage_student(given):
+        return given
+    if os.path.isdir(own) and _is_first_stage_student(own):
+        if given:
+            note(f"--distill_stage second continues the stage-1 student {own}; --student_model {student_model} "
+                 "(the start of stage 1) is not used")
+        return own
+    if given:
+        fail(f"--distill_stage second continues a stage-1 student, but --student_model {student_model} is not "
+             f"one (no {own} either): run --distill_stage first (or all) with the same --model_save_dir first")
+    fail(f"--distill_stage second needs the stage-1 student: run --distill_stage first with the same "
+         f"--model_save_dir, or pass its snapshot as --student_model (looked for {own})")
+    raise AssertionError
 
 
 def build_meta_student(spec: StudentSettings, stage: str, data: TaskData, reference_dir: str, source: str | None
@@ -120,7 +159,7 @@ def build_meta_student(spec: StudentSettings, stage: str, data: TaskData, refere
         return model, config, "random"
     source_dir = _snapshot_in(mft.resolve_model(source))
     _check_vocab(source_dir, data.tokenizer.vocab)
-    model, config, _ = load_classifier(source_dir, len(data.labels))
+    model, config, _ = load_classifier(source_dir, len(data.labels), student=True)
     # stage 2 continues the stage-1 student whatever its depth
     wanted = 0 if stage == "second" else spec.student_num_hidden_layers
     if wanted < 0:
@@ -175,14 +214,10 @@ def run_meta_distill(args) -> dict:
         fail("--teacher_model is required for training (the meta_teacher.py snapshot)")
     output_dir = args.model_save_dir or os.path.join("output", f"meta_distill-{args.task_name}-{args.genre}")
     stage = args.distill_stage
-    student_source = args.student_model
-    if stage == "second" and not student_source:
-        student_source = first_stage_snapshot(output_dir, args.genre)
-        if not os.path.isdir(student_source):
-            fail(f"--distill_stage second needs the stage-1 student: pass --student_model or run --distill_stage "
-                 f"first with the same --model_save_dir (looked for {student_source})")
+    student_source = _second_stage_source(args.student_model, output_dir, args.genre) if stage == "second" \
+        else args.student_model
     model_path = args.teacher_model if args.do_train else (student_source or DEFAULT_MODEL)
-    model_dir, vocab, data = prepare(args, model_path, ("train", "dev"))
+    model_dir, vocab, data = prepare(args, model_path, ("train", "dev"), student=not args.do_train)
     settings = from_flags(TrainSettings, args)
     domains = domain_names(data)
     genre_id(args.genre, domains)
@@ -221,12 +256,14 @@ def run_meta_distill(args) -> dict:
             loop = fit(dataclasses.replace(settings, num_epochs=epochs), objective, student, train, None, vocab,
                        output_dir, lambda m: "", meta)
             snapshot = save_classifier(student, first_stage_snapshot(output_dir, args.genre), s_config, vocab,
-                                       {"task": args.task_name, "role": "meta-student-first", **meta,
+                                       {"task": args.task_name, "role": FIRST_STAGE_ROLE, **meta,
                                         "final_loss": loop.final_loss, "epochs": epochs})
             distributed.barrier()
             result["first"] = loop
             note(f"stage 1 ({args.genre}, {len(source.rows)} examples, {loop.steps} steps, final loss "
                   f"{loop.final_loss:.4f}): student in {snapshot}")
+        if stage == "all":  # stage 2 compiles a new TrainGraph: it needs a module no graph has seen
+            student = distributed.setup_model(graph_free_copy(student), args.device)
         if stage in ("second", "all", "vanilla"):
             if stage == "vanilla":
                 objective = VanillaKDObjective(student, args.temperature, args.alpha)
@@ -249,7 +286,7 @@ def run_meta_distill(args) -> dict:
     elif args.do_eval:
         if not snapshot:
             fail("--do_eval without --do_train needs --student_model")
-        student, _, _ = load_classifier(snapshot, len(data.labels))
+        student, _, _ = load_classifier(snapshot, len(data.labels), student=True)
         student = distributed.setup_model(student, args.device)
         result["eval"] = metrics = make_domain_evaluator(student, dev, domains, args.genre, args.eager)()
         if distributed.rank() == 0:
@@ -275,6 +312,7 @@ def _report(flags: dict, result_dir: str, genre: str, metrics: dict, model, snap
     return path
 
 
+@user_errors
 def distill_main(argv=None) -> None:
     run_meta_distill(normalise_aliases(distill_parser().parse_args(argv)))
 

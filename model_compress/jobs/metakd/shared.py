@@ -34,13 +34,14 @@ def note(message: str) -> None:
         print(f"[metakd] {message}", file=sys.stderr)
 
 
-def prepare(args, model_path: str | None, splits: Sequence[str]) -> tuple[str, str, TaskData]:
+def prepare(args, model_path: str | None, splits: Sequence[str], student: bool = False
+            ) -> tuple[str, str, TaskData]:
     """Seed, model dir, vocab and task data, with the seeds' path fallbacks (see jobs/mft.py)."""
     seed_everything(args.seed)
     model_dir = mft.resolve_model(model_path)
     vocab = mft.resolve_vocab(model_dir, args.vocab_file)
     args.data_dir = mft.resolve_data_dir(args.data_dir)
-    return model_dir, vocab, load_task_data(from_flags(DataSettings, args), vocab, splits)
+    return model_dir, vocab, load_task_data(from_flags(DataSettings, args), vocab, splits, model_dir, student)
 
 
 def domain_names(data: TaskData) -> list[str]:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from model_compress.cli import fail
+from model_compress.cli import fail, user_errors
 
 
 def summary_table(teacher_results: str, columns: Sequence[tuple[str, str]], genres: Sequence[str]) -> str:
@@ -43,6 +43,7 @@ def summary_table(teacher_results: str, columns: Sequence[tuple[str, str]], genr
     return "\n".join(lines)
 
 
+@user_errors
 def summary_main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Per-domain table of a Meta-KD run against its baselines.")
     parser.add_argument("--teacher_results", required=True, help="the meta-teacher's results_eval.json")

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from model_compress.cli import add_bool, add_data_args, add_train_args, fail, normalise_aliases
+from model_compress.cli import (
+    add_bool,
+    add_data_args,
+    add_train_args,
+    fail,
+    normalise_aliases,
+    note_ignored,
+    user_errors,
+)
 from model_compress.distill.meta import (
     DomainCorruptionHead,
     MetaFineTuningObjective,
@@ -43,7 +51,9 @@ def preprocess_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@user_errors
 def preprocess_main(argv=None) -> None:
+    note_ignored(argv, mft.PREPROCESS_IGNORED, "preprocess.py")
     mft.run_preprocess(normalise_aliases(preprocess_parser().parse_args(argv)))
 
 
@@ -114,6 +124,7 @@ def run_meta_teacher(args) -> dict:
     return {"train": loop, "snapshot": loop.best_snapshot, "eval": metrics}
 
 
+@user_errors
 def meta_teacher_main(argv=None) -> None:
     run_meta_teacher(normalise_aliases(meta_teacher_parser().parse_args(argv)))
 
@@ -145,7 +156,9 @@ def run_teacher_eval(args) -> dict:
     return {"arrays": arrays, "dump_dir": directory, "teacher": teacher_dir}
 
 
+@user_errors
 def teacher_eval_main(argv=None) -> None:
+    note_ignored(argv, mft.PREPROCESS_IGNORED, "meta_teacher_eval.py")
     run_teacher_eval(normalise_aliases(teacher_eval_parser().parse_args(argv)))
 
 

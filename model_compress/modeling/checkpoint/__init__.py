@@ -28,7 +28,13 @@ from model_compress.modeling.checkpoint.legacy import (
     read_legacy_snapshot,
     write_legacy_snapshot,
 )
-from model_compress.modeling.checkpoint.load import load_snapshot, snapshot_format
+from model_compress.modeling.checkpoint.load import (
+    CheckpointError,
+    choose_legacy_prefix,
+    load_snapshot,
+    snapshot_config,
+    snapshot_format,
+)
 from model_compress.modeling.checkpoint.names import hf_to_legacy_name, legacy_to_hf_name
 from model_compress.modeling.checkpoint.project import (
     CONFIG_JSON,
@@ -45,6 +51,7 @@ __all__ = [
     "CONFIG_JSON",
     "FLOW_PICKLE",
     "LEGACY_DONE",
+    "CheckpointError",
     "SAFETENSORS_FILE",
     "SNAPSHOT_FORMAT",
     "SNAPSHOT_JSON",
@@ -53,6 +60,7 @@ __all__ = [
     "LoadReport",
     "State",
     "check_state_shapes",
+    "choose_legacy_prefix",
     "expected_shape",
     "hf_to_legacy_name",
     "import_hf_safetensors",
@@ -65,6 +73,7 @@ __all__ = [
     "read_safetensors",
     "save_snapshot",
     "select_prefix",
+    "snapshot_config",
     "snapshot_format",
     "write_legacy_snapshot",
     "write_safetensors",

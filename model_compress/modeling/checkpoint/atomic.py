@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import uuid
 from typing import Any
@@ -18,11 +19,54 @@ def sibling(path: str, tag: str) -> str:
     return os.path.join(parent, f".{name}.{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
+_LEFTOVER = re.compile(r"^\..+\.(?:tmp|old)-(\d+)-[0-9a-f]{8}$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_leftovers(directory: str) -> list[str]:
+    """Remove hidden ``.<name>.tmp-<pid>-*`` / ``.old-<pid>-*`` siblings left by killed processes.
+
+    Only those whose process is gone are removed (a concurrent writer's are kept). Returns the paths.
+    """
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        match = _LEFTOVER.match(name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            path = os.path.join(directory, name)
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def prepare_target(path: str) -> None:
-    """Refuse a non-directory at ``path`` and create its parent directory."""
+    """Refuse a non-directory at ``path``, create its parent and clean a killed writer's leftovers there."""
     if os.path.lexists(path) and not os.path.isdir(path):
         raise FileExistsError(f"{path} exists and is not a directory; refusing to replace it with a snapshot")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    clean_leftovers(parent)
+
+
+def retire_dir(path: str) -> None:
+    """Delete a directory without ever showing it half-deleted: rename it aside (hidden), then remove."""
+    if not os.path.isdir(path):
+        return
+    aside = sibling(path, "old")
+    os.rename(path, aside)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def install_dir(tmp: str, path: str) -> None:

@@ -20,6 +20,10 @@ from model_compress.modeling.checkpoint.state import State, flow_module, to_nump
 from model_compress.modeling.config import BertConfig
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that exists but cannot be read (damaged, truncated, inconsistent); names the path."""
+
+
 def _notice(message: str) -> None:
     sys.stderr.write(f"model_compress: {message}\n")
     sys.stderr.flush()
@@ -43,6 +47,26 @@ def snapshot_format(path: str) -> str | None:
 
 
 
+def choose_legacy_prefix(path: str, prefer_student: bool = False, quiet: bool = False) -> str:
+    """The variable prefix of the model to read from a legacy snapshot.
+
+    The originals save teacher (``bert-*``) and student (``student-bert-*``) side by side when
+    ``SERVE_FOR_ONLINE=False``: a student role takes ``student-``, any other role the teacher, and
+    a notice says which was taken. With one model inside, that one.
+    """
+    names = legacy_variables(path)
+    has_student = any(n.startswith(STUDENT_PREFIX + "bert-") for n in names)
+    has_plain = any(n.startswith("bert-") for n in names)
+    if has_student and has_plain:
+        prefix = STUDENT_PREFIX if prefer_student else ""
+        which = "student (student-bert-*)" if prefer_student else "teacher (bert-*)"
+        if not quiet:
+            _notice(f"{path} holds a teacher (bert-*) and a student (student-bert-*): taking the {which} "
+                    "variables for this role")
+        return prefix
+    return "" if has_plain else STUDENT_PREFIX
+
+
 def _config_beside(path: str) -> BertConfig | None:
     for name in (CONFIG_JSON, "bert_config.json"):
         candidate = os.path.join(path, name)
@@ -51,8 +75,26 @@ def _config_beside(path: str) -> BertConfig | None:
     return None
 
 
+def snapshot_config(path: str, prefer_student: bool = False) -> BertConfig | None:
+    """The config of a checkpoint without reading its weights (None when it has none or is unreadable)."""
+    fmt = snapshot_format(path)
+    try:
+        if fmt == "project":
+            with open(os.path.join(path, SNAPSHOT_JSON), encoding="utf-8") as f:
+                found = json.load(f).get("config")
+            return BertConfig.from_dict(found) if found else _config_beside(path)
+        if fmt in ("flow", "hf"):
+            return _config_beside(path if os.path.isdir(path) else os.path.dirname(path))
+        if fmt == "legacy":
+            return _config_beside(path) or infer_legacy_config(
+                path, choose_legacy_prefix(path, prefer_student, quiet=True))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return None
+
+
 def load_snapshot(
-    path: str, config: BertConfig | None = None, legacy_prefix: str | None = None
+    path: str, config: BertConfig | None = None, legacy_prefix: str | None = None, prefer_student: bool = False
 ) -> tuple[State, BertConfig | None, dict[str, Any]]:
     """Read any supported checkpoint and return ``(state, config, meta)``.
 
@@ -64,8 +106,8 @@ def load_snapshot(
     * bare ``flow.save`` directory -> config from ``config.json`` beside it, if any;
     * legacy layout -> ``read_legacy_snapshot``; config from the argument, else ``config.json`` /
       ``bert_config.json`` in the directory, else inferred from variable sizes. ``legacy_prefix``
-      picks the model inside it (``""`` plain/teacher, ``"student-"`` student); None chooses ``""``
-      when un-prefixed BERT variables exist, else ``"student-"``;
+      picks the model inside it (``""`` plain/teacher, ``"student-"`` student); None chooses with
+      :func:`choose_legacy_prefix` (``prefer_student`` for student roles);
     * Hugging Face directory or ``.safetensors`` file -> ``import_hf_safetensors``.
 
     Security: project and bare flow.save snapshots are read with ``flow.load``, which **unpickles**
@@ -78,7 +120,11 @@ def load_snapshot(
     fmt = snapshot_format(path)
     if fmt in ("project", "flow"):
         _notice(f"loading {path} with flow.load (unpickles; load only snapshots you trust)")
-        loaded = flow_module().load(path)
+        try:
+            loaded = flow_module().load(path)
+        except Exception as exc:  # OneFlow reports damage as a bare AssertionError or RuntimeError
+            detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise CheckpointError(f"{path}: damaged or truncated snapshot, flow.load failed ({detail})") from None
         if not isinstance(loaded, Mapping):
             raise ValueError(f"{path}: flow.load returned {type(loaded).__name__}, expected a state dict")
         state = {str(k): to_numpy(v) for k, v in loaded.items()}
@@ -100,8 +146,7 @@ def load_snapshot(
     if fmt == "legacy":
         config = config or _config_beside(path)
         if legacy_prefix is None:
-            names = legacy_variables(path)
-            legacy_prefix = "" if any(n.startswith("bert-") for n in names) else STUDENT_PREFIX
+            legacy_prefix = choose_legacy_prefix(path, prefer_student)
         if config is None:
             config = infer_legacy_config(path, legacy_prefix)
         skipped: list[str] = []

@@ -1,0 +1,474 @@
+"""A catalogue of user mistakes and damaged files: each ends in one line naming the file, line or flag,
+exit code 2, no traceback, and nothing half-written on disk.
+
+Most cases call the jobs' entry functions in this process (they raise the same SystemExit an entry
+script exits with); a few run the entry scripts as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from model_compress.jobs import metakd as metakd_job
+from model_compress.jobs import student as student_job
+from model_compress.jobs import teacher as teacher_job
+
+from .conftest import REPO_ROOT
+
+LEFTOVER = re.compile(r"\.(tmp|old)[-.]|\.tmp\d+$|\.tmp$")
+FAST = ["--seq_length", "16", "--batch_size_per_device", "8", "--eval_batch_size_per_device", "8"]
+
+
+def leftovers(root) -> list[str]:
+    """Temporary or half-replaced files and folders under `root`."""
+    found = []
+    for parent, dirs, files in os.walk(root):
+        found += [os.path.join(parent, n) for n in dirs + files if LEFTOVER.search(n)]
+    return found
+
+
+def refused(main, argv, capsys, *needles, root=None) -> str:
+    """Run `main(argv)`; assert exit code 2, exactly one error line naming every needle, no traceback."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2, info.value
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    if root is not None:
+        assert leftovers(root) == []
+    return lines[0]
+
+
+def run_script(script: str, args: list[str], cwd: str | None = None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, os.path.join(REPO_ROOT, "model_compress", script), *args],
+                          capture_output=True, text=True, timeout=300, cwd=cwd, **kwargs)
+
+
+def one_line_failure(done: subprocess.CompletedProcess, *needles) -> str:
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "Check failed" not in done.stderr, done.stderr[-3000:]
+    lines = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1, done.stderr[-3000:]
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+@pytest.fixture()
+def teacher_args(tiny_model_dir, tiny_sst2_dir, tmp_path):
+    """task_teacher.py flags on the tiny model and a small SST-2 folder (training would start)."""
+    return ["--task_name", "sst-2", "--data_dir", tiny_sst2_dir, "--model_load_dir", tiny_model_dir,
+            "--model_save_dir", str(tmp_path / "out"), "--do_train", *FAST]
+
+
+# ----------------------------------------------------------------------------------------------
+# text data
+
+
+def _rewrite(path: str, transform) -> None:
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(transform(lines))
+
+
+@pytest.mark.parametrize("transform, needles", [
+    (lambda lines: lines[1:], ["train.tsv, line 1", "header"]),  # GLUE file without its header
+    (lambda lines: lines[:3] + ["a fine film\t7\n"] + lines[3:], ["train.tsv, line 4", "label"]),
+    (lambda lines: lines[:2] + ["only one column\n"] + lines[2:], ["train.tsv, line 3", "column"]),
+    (lambda lines: lines[:2] + ["   \t1\n"] + lines[2:], ["train.tsv, line 3", "text"]),
+    (lambda lines: lines[:1], ["train split has no examples"]),
+], ids=["no-header", "unknown-label", "one-column", "empty-text", "header-only"])
+def test_bad_glue_rows(teacher_args, tiny_sst2_dir, capsys, transform, needles):
+    _rewrite(os.path.join(tiny_sst2_dir, "train.tsv"), transform)
+    refused(teacher_job.main, teacher_args, capsys, *needles, root=tiny_sst2_dir)
+    assert not os.path.exists(os.path.join(tiny_sst2_dir, "ofrecord", "train"))
+
+
+def test_undecodable_bytes_name_the_line(teacher_args, tiny_sst2_dir, capsys):
+    with open(os.path.join(tiny_sst2_dir, "train.tsv"), "ab") as f:
+        f.write(b"caf\xe9 noir\t1\n")
+    refused(teacher_job.main, teacher_args, capsys, "train.tsv, line 98", "UTF-8")
+
+
+def test_missing_data_dir_and_unknown_task(teacher_args, tmp_path, capsys):
+    args = list(teacher_args)
+    args[args.index("--data_dir") + 1] = str(tmp_path / "nowhere")
+    refused(teacher_job.main, args, capsys, "--data_dir", "nowhere")
+    args = list(teacher_args)
+    args[args.index("--task_name") + 1] = "sst-3"
+    refused(teacher_job.main, args, capsys, "sst-3")
+
+
+# ----------------------------------------------------------------------------------------------
+# flags (all refused before any data or model is read)
+
+
+@pytest.mark.parametrize("flag, value, needle", [
+    ("--num_epochs", "0", "--num_epochs"),
+    ("--num_epochs", "-1", "--num_epochs"),
+    ("--max_steps", "-5", "--max_steps"),
+    ("--learning_rate", "-1e-5", "--learning_rate"),
+    ("--learning_rate", "0", "--learning_rate"),
+    ("--warmup_proportion", "1.5", "--warmup_proportion"),
+    ("--weight_decay_rate", "-0.1", "--weight_decay_rate"),
+    ("--eval_every_step_num", "-1", "--eval_every_step_num"),
+    ("--train_example_num", "-3", "--train_example_num"),
+    ("--device", "gpu", "--device gpu"),
+    ("--device", "cuda", "--device cuda"),
+    ("--device", "tpu", "--device tpu"),
+    ("--seq_length", "0", "--seq_length"),
+    ("--batch_size_per_device", "0", "--batch_size_per_device"),
+], ids=lambda v: str(v))
+def test_bad_training_flags(teacher_args, capsys, flag, value, needle):
+    refused(teacher_job.main, [*teacher_args, flag, value], capsys, needle)
+
+
+def test_model_save_dir_that_is_a_file(teacher_args, tmp_path, capsys):
+    target = tmp_path / "a_file"
+    target.write_text("keep me")
+    refused(teacher_job.main, [*teacher_args, "--model_save_dir", str(target)], capsys, "--model_save_dir",
+            str(target))
+    assert target.read_text() == "keep me"
+
+
+def test_negative_kd_beta_and_bad_kd_weights(tiny_model_dir, tiny_sst2_dir, tmp_path, capsys):
+    base = ["--task_name", "sst-2", "--data_dir", tiny_sst2_dir, "--teacher_model", tiny_model_dir,
+            "--student_model", tiny_model_dir, "--do_train", *FAST]
+    refused(student_job.pkd_main, [*base, "--kd_beta", "-1"], capsys, "--kd_beta")
+    refused(student_job.pkd_main, [*base, "--kd_alpha", "1.5"], capsys, "--kd_alpha")
+    kd = ["--task_name", "sst-2", "--data_dir", tiny_sst2_dir, "--student_model", tiny_model_dir, "--do_train", *FAST]
+    refused(student_job.kd_main, [*kd, "--temperature", "0"], capsys, "--temperature")
+
+
+def test_uneven_pkd_layers(tiny_model_dir, tiny_sst2_dir, tmp_path, capsys):
+    """A 3-layer student of the 4-layer teacher would never learn from the top teacher layer."""
+    refused(student_job.pkd_main, ["--task_name", "sst-2", "--data_dir", tiny_sst2_dir, "--teacher_model",
+                                   tiny_model_dir, "--from_scratch", "--student_num_hidden_layers", "3",
+                                   "--do_train", *FAST], capsys, "3-layer student", "4-layer teacher")
+
+
+def test_seq_length_above_positions_before_any_ofrecord(teacher_args, tiny_sst2_dir, capsys):
+    args = list(teacher_args)
+    args[args.index("--seq_length") + 1] = "128"  # the tiny model has 64 positions
+    refused(teacher_job.main, [*args, "--resave_ofrecord"], capsys, "--seq_length 128", "64 positions")
+    assert not os.path.exists(os.path.join(tiny_sst2_dir, "ofrecord"))
+
+
+# ----------------------------------------------------------------------------------------------
+# vocab
+
+
+def test_vocab_without_unk(teacher_args, tmp_path, capsys):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[CLS]\n[SEP]\nthe\n", encoding="utf-8")
+    refused(teacher_job.main, [*teacher_args, "--vocab_file", str(vocab)], capsys, str(vocab), "[UNK]")
+
+
+def test_vocab_larger_than_the_model(teacher_args, tiny_model_dir, tmp_path, capsys):
+    vocab = tmp_path / "vocab.txt"
+    with open(os.path.join(tiny_model_dir, "vocab.txt"), encoding="utf-8") as f:
+        words = f.read().splitlines()
+    vocab.write_text("\n".join(words + [f"extra{i}" for i in range(10)]) + "\n", encoding="utf-8")
+    refused(teacher_job.main, [*teacher_args, "--vocab_file", str(vocab)], capsys, str(vocab), "embeds only")
+
+
+def test_missing_vocab_file(teacher_args, tmp_path, capsys):
+    refused(teacher_job.main, [*teacher_args, "--vocab_file", str(tmp_path / "none.txt")], capsys, "--vocab_file")
+
+
+# ----------------------------------------------------------------------------------------------
+# models
+
+
+@pytest.fixture()
+def model_copy(tiny_model_dir, tmp_path):
+    target = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, target)
+    return str(target)
+
+
+def _with_model(args, model):
+    args = list(args)
+    args[args.index("--model_load_dir") + 1] = model
+    return args
+
+
+def test_missing_model_dir(teacher_args, tmp_path, capsys):
+    refused(teacher_job.main, _with_model(teacher_args, str(tmp_path / "nope")), capsys, "nope")
+
+
+def test_truncated_snapshot_tensor(teacher_args, model_copy, capsys):
+    tensor = os.path.join(model_copy, "tensor_9", "out")
+    assert os.path.isfile(tensor)
+    with open(tensor, "r+b") as f:
+        f.truncate(os.path.getsize(tensor) // 2)
+    refused(teacher_job.main, _with_model(teacher_args, model_copy), capsys, model_copy, "damaged or truncated")
+
+
+def test_truncated_pickled_data(teacher_args, model_copy, capsys):
+    path = os.path.join(model_copy, "pickled_data")
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    refused(teacher_job.main, _with_model(teacher_args, model_copy), capsys, model_copy)
+
+
+def test_config_that_does_not_match_the_weights(teacher_args, model_copy, capsys):
+    info_path = os.path.join(model_copy, "snapshot.json")
+    info = json.loads(open(info_path).read())
+    info["config"]["intermediate_size"] = 96
+    open(info_path, "w").write(json.dumps(info))
+    refused(teacher_job.main, _with_model(teacher_args, model_copy), capsys, model_copy, "does not match")
+
+
+def test_snapshot_json_not_json(teacher_args, model_copy, capsys):
+    with open(os.path.join(model_copy, "snapshot.json"), "w") as f:
+        f.write("{not json")
+    refused(teacher_job.main, _with_model(teacher_args, model_copy), capsys, "snapshot.json")
+
+
+def _legacy_pair(tmp_path, tiny_model_dir):
+    """A legacy snapshot holding the 4-layer teacher (bert-*) and a 2-layer student (student-bert-*)."""
+    from model_compress.modeling.checkpoint import load_snapshot, write_legacy_snapshot
+    from model_compress.modeling.slicing import slice_layers
+
+    state, config, _ = load_snapshot(tiny_model_dir)
+    target = tmp_path / "legacy"
+    write_legacy_snapshot(state, str(target))
+    student, s_config = slice_layers(state, config, "1,3")
+    student = {k: v + 1.0 for k, v in student.items()}  # tell the two apart
+    write_legacy_snapshot(student, str(tmp_path / "student_only"), prefix="student-")
+    for name in os.listdir(tmp_path / "student_only"):
+        os.rename(tmp_path / "student_only" / name, target / name)
+    return str(target), state, student
+
+
+def test_legacy_snapshot_with_teacher_and_student(tiny_model_dir, tmp_path, capsys):
+    from model_compress.jobs.common import load_classifier
+
+    path, teacher_state, student_state = _legacy_pair(tmp_path, tiny_model_dir)
+    model, config, _ = load_classifier(path, 2, student=True, verbose=False)
+    assert config.num_hidden_layers == 2
+    word = "bert.embeddings.word_embeddings.weight"
+    np.testing.assert_allclose(model.state_dict()[word].numpy(), student_state[word], rtol=1e-6)
+    assert "taking the student (student-bert-*)" in capsys.readouterr().err
+    model, config, _ = load_classifier(path, 2, verbose=False)
+    assert config.num_hidden_layers == 4
+    assert "taking the teacher (bert-*)" in capsys.readouterr().err
+
+
+def test_legacy_embedding_shorter_than_vocab(teacher_args, tiny_model_dir, tmp_path, capsys):
+    from model_compress.modeling.checkpoint import load_snapshot, write_legacy_snapshot
+
+    state, _, _ = load_snapshot(tiny_model_dir)
+    word = "bert.embeddings.word_embeddings.weight"
+    state[word] = state[word][:1000]
+    target = str(tmp_path / "short")
+    write_legacy_snapshot(state, target)
+    shutil.copyfile(os.path.join(tiny_model_dir, "vocab.txt"), os.path.join(target, "vocab.txt"))
+    refused(teacher_job.main, _with_model(teacher_args, target), capsys, "embeds only 1000")
+
+
+# ----------------------------------------------------------------------------------------------
+# OFRecord splits and teacher files
+
+
+@pytest.fixture()
+def built_split(tiny_sst2_dir, tiny_model_dir):
+    from model_compress.data.ofrecord import ensure_ofrecord_split
+    from model_compress.data.processors import get_processor
+    from model_compress.data.tokenization import FullTokenizer
+
+    processor = get_processor("sst-2")
+    examples = processor.get_examples(tiny_sst2_dir, "train")
+    tokenizer = FullTokenizer(os.path.join(tiny_model_dir, "vocab.txt"))
+    info = ensure_ofrecord_split(examples, tiny_sst2_dir, "train", tokenizer, 16, processor.get_labels())
+    return info.directory
+
+
+def _part(directory):
+    return os.path.join(directory, "train.of_record-0")
+
+
+def test_damaged_record_mid_part_is_found_before_oneflow(built_split):
+    from model_compress.data.loader import OFRecordLoader
+    from model_compress.data.ofrecord import OFRecordError
+
+    part = _part(built_split)
+    with open(part, "r+b") as f:  # same size, meta.json still matches the size and count
+        f.seek(os.path.getsize(part) // 2)
+        f.write(b"\xff" * 16)
+    with pytest.raises(OFRecordError, match=re.escape(part)):
+        OFRecordLoader(built_split, 8)
+
+
+def test_damaged_split_in_a_job_is_rebuilt_from_the_text(built_split, tiny_sst2_dir, tiny_model_dir):
+    from model_compress.jobs.common import load_task_data
+    from model_compress.jobs.settings import DataSettings
+
+    part = _part(built_split)
+    with open(part, "r+b") as f:
+        f.seek(os.path.getsize(part) // 2)
+        f.write(b"\xff" * 16)
+    data = load_task_data(DataSettings("sst-2", tiny_sst2_dir, 16), os.path.join(tiny_model_dir, "vocab.txt"))
+    with pytest.warns(UserWarning, match=re.escape(part) + ".*rebuilding it"):
+        loader = data.loader("train", 8, train=False, seed=0)
+    assert loader.num_records == 96 and loader.arrays["input_ids"].shape == (96, 16)
+
+
+def test_truncated_part_and_bad_meta(built_split):
+    from model_compress.data.loader import OFRecordLoader
+    from model_compress.data.ofrecord import OFRecordError
+
+    part = _part(built_split)
+    with open(part, "r+b") as f:
+        f.truncate(os.path.getsize(part) - 7)
+    with pytest.raises(OFRecordError, match="truncated"):
+        OFRecordLoader(built_split, 8)
+    with open(os.path.join(built_split, "meta.json"), "w") as f:
+        f.write("{")
+    with pytest.raises(ValueError, match="meta.json"):
+        OFRecordLoader(built_split, 8)
+
+
+def test_split_fingerprint_detects_changed_text(built_split, tiny_sst2_dir, tiny_model_dir):
+    """Same row count, other content: the stored source fingerprint, not the count, finds it stale."""
+    from model_compress.data.ofrecord import StaleSplitError, ensure_ofrecord_split
+    from model_compress.data.processors import get_processor
+    from model_compress.data.tokenization import FullTokenizer
+
+    _rewrite(os.path.join(tiny_sst2_dir, "train.tsv"),
+             lambda lines: lines[:1] + [lines[1].replace("\t", " changed\t", 1)] + lines[2:])
+    processor = get_processor("sst-2")
+    examples = processor.get_examples(tiny_sst2_dir, "train")
+    tokenizer = FullTokenizer(os.path.join(tiny_model_dir, "vocab.txt"))
+    with pytest.raises(StaleSplitError, match="source_hash differs"):
+        ensure_ofrecord_split(examples, tiny_sst2_dir, "train", tokenizer, 16, processor.get_labels(),
+                              on_stale="error")
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("0.1,0.2\n" * 5, "5 rows"),
+    ("0.1,zero\n" * 96, "line 1"),
+    ("0.1,0.2,0.3\n" * 96, "line 1"),
+], ids=["rows", "not-a-number", "columns"])
+def test_bad_teacher_logits_file(tiny_model_dir, tiny_sst2_dir, tmp_path, capsys, content, needle):
+    logits = tmp_path / "logits.tsv"
+    logits.write_text(content)
+    refused(student_job.kd_main, ["--task_name", "sst-2", "--data_dir", tiny_sst2_dir, "--student_model",
+                                  tiny_model_dir, "--teacher_logits", str(logits), "--do_train", *FAST],
+            capsys, str(logits), needle)
+
+
+# ----------------------------------------------------------------------------------------------
+# Meta-KD stage 2 and concurrency / kill -9
+
+
+def test_second_stage_without_a_first_stage_student(tiny_model_dir, tmp_path, capsys):
+    base = ["--teacher_model", tiny_model_dir, "--distill_stage", "second", "--model_save_dir", str(tmp_path)]
+    refused(metakd_job.distill_main, base, capsys, "--distill_stage second", "stage-1 student")
+    refused(metakd_job.distill_main, [*base, "--student_model", tiny_model_dir], capsys, "--student_model",
+            "is not one")
+
+
+def test_stale_temporary_snapshots_of_killed_runs_are_cleaned(tmp_path, tiny_model_dir):
+    from model_compress.modeling.checkpoint import load_snapshot, save_snapshot
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".snapshot_best_0.5.tmp-{dead.pid}-0123abcd"
+    stale.mkdir()
+    (stale / "pickled_data").write_bytes(b"half")
+    alive = tmp_path / f".snapshot_best_0.6.tmp-{os.getppid()}-89abcdef"  # a running writer: kept
+    alive.mkdir()
+    state, config, _ = load_snapshot(tiny_model_dir)
+    save_snapshot(state, str(tmp_path / "snapshot_best_0.7"), config=config)
+    assert not stale.exists() and alive.exists()
+
+
+def test_best_snapshot_replacement_keeps_one_best(tmp_path):
+    """The loop retires the previous best by renaming it aside: never two bests, never half of one."""
+    from model_compress.modeling.checkpoint.atomic import retire_dir
+
+    old = tmp_path / "snapshot_best_dev_0.5"
+    old.mkdir()
+    (old / "tensor").write_bytes(b"x" * 10)
+    retire_dir(str(old))
+    assert os.listdir(tmp_path) == []
+
+
+def test_killed_split_write_leaves_nothing_visible(tiny_sst2_dir, tiny_model_dir, tmp_path):
+    """kill -9 in the middle of writing OFRecords: no split appears, the next run cleans the leftovers."""
+    code = (
+        "import os, signal, model_compress\n"
+        "from model_compress.data import ofrecord_codec\n"
+        "real = ofrecord_codec.write_ofrecord_file\n"
+        "def dying(path, records):\n"
+        "    for i, _ in enumerate(records):\n"
+        "        if i == 3: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "import model_compress.data.ofrecord_split as s\n"
+        "s.write_ofrecord_file = dying\n"
+        "from model_compress.jobs import teacher\n"
+        f"teacher.main(['--task_name', 'sst-2', '--data_dir', {tiny_sst2_dir!r}, '--model_load_dir', "
+        f"{tiny_model_dir!r}, '--do_eval', '--seq_length', '16'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    ofrecord = os.path.join(tiny_sst2_dir, "ofrecord")
+    assert not os.path.exists(os.path.join(ofrecord, "train")) and not os.path.exists(os.path.join(ofrecord, "dev"))
+    assert leftovers(ofrecord)  # what the killed process left, hidden
+    from model_compress.data.ofrecord_split import write_split
+
+    for split in ("train", "dev"):
+        write_split({"label_ids": np.zeros(2, np.int32)}, tiny_sst2_dir, split, 16)
+    assert leftovers(ofrecord) == []
+
+
+def test_full_disk_while_writing_ofrecords(tiny_sst2_dir, tiny_model_dir):
+    """A write that fails for lack of space ends in one line naming the file, and leaves nothing behind."""
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+
+    done = run_script("distil/task_teacher.py", ["--task_name", "sst-2", "--data_dir", tiny_sst2_dir,
+                                                 "--model_load_dir", tiny_model_dir, "--do_eval",
+                                                 "--seq_length", "64"], preexec_fn=limit)
+    one_line_failure(done, "of_record")
+    assert leftovers(os.path.join(tiny_sst2_dir, "ofrecord")) == []
+    assert not os.path.exists(os.path.join(tiny_sst2_dir, "ofrecord", "dev"))
+
+
+def test_two_jobs_with_different_dev_sizes_at_once(tiny_sst2_dir, tiny_model_dir, tmp_path):
+    """The split lock covers building and reading: each job evaluates exactly the rows it asked for."""
+    jobs = []
+    for count in (16, 40):
+        out = tmp_path / f"eval{count}"
+        args = ["--task_name", "sst-2", "--data_dir", tiny_sst2_dir, "--model_load_dir", tiny_model_dir,
+                "--do_eval", "--seq_length", "16", "--eval_batch_size_per_device", "8", "--dev_example_num",
+                str(count), "--model_save_dir", str(out)]
+        jobs.append((count, out, subprocess.Popen(
+            [sys.executable, os.path.join(REPO_ROOT, "model_compress", "distil", "task_teacher.py"), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+    for count, out, proc in jobs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        assert json.loads((out / "results_eval.json").read_text())["num_examples"] == count
+
+
+def test_gpu_device_from_the_entry_script():
+    done = run_script("distil/task_teacher.py", ["--device", "gpu", "--do_eval"])
+    one_line_failure(done, "--device gpu")
