@@ -18,7 +18,7 @@ trap 'rm -rf "$TMP"' EXIT
 
 bench() {  # layers steps
     "$PYTHON" benchmarks/bench_train_step.py --layers "$1" --seq "$SEQ" --steps "$2" --modes graph-unfused \
-        | grep 's/step'
+        | grep '^graph'
 }
 
 echo "alone:"

@@ -186,8 +186,9 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from model_compress.data.processors import DataFormatError
     from model_compress.distill.teacher_cache import TeacherFileError
     from model_compress.modeling.checkpoint import CheckpointError
+    from model_compress.serving import ServingError
 
-    return DataFormatError, OFRecordError, StaleSplitError, TeacherFileError, CheckpointError
+    return DataFormatError, OFRecordError, StaleSplitError, TeacherFileError, CheckpointError, ServingError
 
 
 def user_errors(main: F) -> F:

@@ -15,27 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 
-from model_compress.cli import add_bool
+from model_compress.cli import add_bool, user_errors
 from model_compress.serving import ServingError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_PARITY_DATA = os.path.join(REPO_ROOT, "data", "glue_data", "SST-2")
-
-
-def cli_main(run: Callable, args, tag: str):
-    """Call ``run(args)``; a user mistake ends the process with one ``error:`` line and exit code 2."""
-    try:
-        return run(args)
-    except ServingError as exc:
-        message = str(exc)
-    except SystemExit as exc:  # fail() from the shared job helpers
-        if not isinstance(exc.code, str):
-            raise
-        message = exc.code.removeprefix("error: ")
-    print(f"error: [{tag}] {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def label_list(value: str | None) -> list[str] | None:
@@ -116,5 +101,6 @@ def run(args):
     return result
 
 
+@user_errors
 def main(argv=None):
-    return cli_main(run, build_parser().parse_args(argv), "export")
+    return run(build_parser().parse_args(argv))

@@ -25,9 +25,9 @@ import time
 
 import numpy as np
 
-from model_compress.cli import add_bool, positive_int
+from model_compress.cli import add_bool, positive_int, user_errors
 from model_compress.data.processors import InputExample, read_rows
-from model_compress.jobs.export import cli_main, label_list
+from model_compress.jobs.export import label_list
 from model_compress.serving import ServingError
 
 OUTPUT_COLUMNS = ("predictions", "probabilities", "logits")
@@ -211,5 +211,6 @@ def run(args) -> dict:
     return {"rows": len(examples), "outputs": args.outputs, "backend": backend, "samples_per_second": rate}
 
 
+@user_errors
 def main(argv=None):
-    return cli_main(run, build_parser().parse_args(argv), "predict")
+    return run(build_parser().parse_args(argv))
