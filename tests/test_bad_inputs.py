@@ -138,6 +138,23 @@ def test_bad_training_flags(teacher_args, capsys, flag, value, needle):
     refused(teacher_job.main, [*teacher_args, flag, value], capsys, needle)
 
 
+@pytest.mark.parametrize("entry, argv, flag", [
+    ("teacher", ["--num_ep", "2"], "--num_ep"),
+    ("kd", ["--temp", "2"], "--temp"),
+    ("pkd", ["--pkd_var", "original"], "--pkd_var"),
+    ("metakd", ["--distill_st", "first"], "--distill_st"),
+    ("mft", ["--model_load", "x"], "--model_load"),
+    ("minilm", ["--input_dir", "a", "--output_dir", "b", "--teacher_model_name", "x"], "--teacher_model_name"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_abbreviated_flags_are_refused(entry, argv, flag, capsys):
+    """A flag must be spelled out: `--num_ep` is not silently read as `--num_epochs`."""
+    from model_compress.jobs import general_distill, mft
+
+    mains = {"teacher": teacher_job.main, "kd": student_job.kd_main, "pkd": student_job.pkd_main,
+             "metakd": metakd_job.distill_main, "mft": mft.preprocess_main, "minilm": general_distill.main}
+    refused(mains[entry], argv, capsys, "unrecognized arguments", flag)
+
+
 def test_model_save_dir_that_is_a_file(teacher_args, tmp_path, capsys):
     target = tmp_path / "a_file"
     target.write_text("keep me")

@@ -60,7 +60,8 @@ from model_compress.training.sources import WithCachedTargets
 
 def distill_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Meta-KD step 4: distil the meta-teacher into a student for one "
-                                                 "domain (stage 1 intermediate layers, stage 2 soft labels).")
+                                                 "domain (stage 1 intermediate layers, stage 2 soft labels).",
+                                     allow_abbrev=False)
     add_data_args(parser)
     add_train_args(parser, epochs=3, lr=5e-5)
     g = parser.add_argument_group("meta distillation")

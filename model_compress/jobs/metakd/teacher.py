@@ -132,7 +132,8 @@ def meta_teacher_main(argv=None) -> None:
 
 def teacher_eval_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Meta-KD step 3: dump the meta-teacher's knowledge of every "
-                                                 "training example (logits, attentions, hidden states, domain).")
+                                                 "training example (logits, attentions, hidden states, domain).",
+                                     allow_abbrev=False)
     parser.add_argument("--model_load_dir", default=DEFAULT_MODEL,
                         help="the meta-teacher snapshot, e.g. "
                              "output/model_save-<time>/snapshot_best_mft_model_senti_dev_<acc>")
