@@ -402,6 +402,41 @@ def test_second_stage_without_a_first_stage_student(tiny_model_dir, tmp_path, ca
             "is not one")
 
 
+def test_teacher_cache_that_no_longer_matches_its_source_is_rebuilt(tiny_sst2_dir, model_copy, tmp_path):
+    """The cache stores its source's fingerprint (split + teacher snapshot); stale or damaged: rebuilt."""
+    from model_compress.distill.teacher_cache import cached_teacher_outputs
+    from model_compress.jobs.common import load_classifier, load_task_data
+    from model_compress.jobs.settings import DataSettings
+
+    data = load_task_data(DataSettings("sst-2", tiny_sst2_dir, 16), os.path.join(model_copy, "vocab.txt"))
+    source = data.loader("train", 32, train=False, seed=0, rank=0, world_size=1)
+    teacher, _, _ = load_classifier(model_copy, 2, verbose=False)
+    root = str(tmp_path / "cache")
+
+    def run():
+        return cached_teacher_outputs(model_copy, teacher, source, source.meta, root, cls_layers=[2])
+
+    first, where, hit = run()
+    assert not hit and first["teacher_logits"].shape == (96, 2)
+    index = json.loads(open(os.path.join(where, "index.json")).read())
+    assert index["source"]["split"] == source.meta["source_hash"] and index["source"]["count"] == 96
+    assert index["source"]["teacher"] and index["key"] == os.path.basename(where)
+    assert run()[2]  # reused
+    index["key"] = "0" * 20  # a cache whose stored fingerprint is of another source
+    open(os.path.join(where, "index.json"), "w").write(json.dumps(index))
+    with pytest.warns(UserWarning, match="another teacher snapshot or training split.*rebuilding"):
+        again, _, hit = run()
+    assert not hit and json.loads(open(os.path.join(where, "index.json")).read())["key"] == os.path.basename(where)
+    np.testing.assert_allclose(again["teacher_logits"], first["teacher_logits"], rtol=1e-5)
+    logits = os.path.join(where, "teacher_logits.npy")
+    with open(logits, "r+b") as f:
+        f.truncate(os.path.getsize(logits) - 40)
+    with pytest.warns(UserWarning, match=re.escape(logits) + ".*truncated.*rebuilding"):
+        assert not run()[2]
+    os.utime(os.path.join(model_copy, "snapshot.json"), ns=(1, 1))  # the teacher snapshot changed
+    assert run()[1] != where and leftovers(root) == []
+
+
 def test_stale_temporary_snapshots_of_killed_runs_are_cleaned(tmp_path, tiny_model_dir):
     from model_compress.modeling.checkpoint import load_snapshot, save_snapshot
 

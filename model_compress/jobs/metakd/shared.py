@@ -10,8 +10,8 @@ import numpy as np
 
 from model_compress.cli import fail, seed_everything
 from model_compress.distill.metakd import ATTENTION_KINDS, MetaTeacherOutputs
-from model_compress.distill.metakd_dump import DUMP_KIND, dump_layers, dump_table, read_dump_index, write_teacher_dump
-from model_compress.distill.teacher_cache import cache_key, load_cache
+from model_compress.distill.metakd_dump import DUMP_KIND, dump_layers, dump_table, write_teacher_dump
+from model_compress.distill.teacher_cache import cache_key, cache_source, checked_cache, load_cache
 from model_compress.jobs import mft
 from model_compress.jobs.common import (
     TaskData,
@@ -122,12 +122,13 @@ def ensure_teacher_dump(settings: TrainSettings, dump_dir: str | None, teacher_d
             "vocab_hash": source.meta.get("vocab_hash"), "labels": data.labels, "domains": domains}
     key = cache_key(teacher_dir, source.meta, spec)
     directory = dump_dir or os.path.join(data.data_dir, "teacher_cache", f"metakd-{key}")
-    if not refresh and os.path.isfile(os.path.join(directory, "index.json")):
-        if read_dump_index(directory).get("key") == key:
+    if not refresh:
+        found = checked_cache(directory, key, count)
+        if found is not None:
             note(f"teacher dump reused from {directory}")
-            return load_cache(directory), directory
-        note(f"{directory} holds a dump of another teacher, split or layer choice: rewriting it")
+            return found, directory
     info = {"kind": DUMP_KIND, "key": key, "teacher": os.path.abspath(teacher_dir), "count": count,
+            "source": cache_source(teacher_dir, source.meta),
             "seq_length": int(source.meta["seq_length"]), "source_hash": source.meta.get("source_hash"),
             "student_num_hidden_layers": student_layers, "teacher_num_hidden_layers": teacher_config.num_hidden_layers,
             **spec}
