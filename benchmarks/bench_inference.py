@@ -57,7 +57,8 @@ def cpu_name() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--teacher", default=None, help="teacher snapshot (default: random 6-layer MiniLM shape)")
     parser.add_argument("--student", default=None, help="student snapshot (default: random 3-layer)")
     parser.add_argument("--seq_lengths", default="64,128")

@@ -113,7 +113,8 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--data_root", default=os.path.join(REPO, "data"))
     parser.add_argument("--work_dir", default=os.path.join(REPO, "output", "bench_mft"))
     parser.add_argument("--target", default="SST-2", choices=GROUP_DOMAINS)

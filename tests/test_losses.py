@@ -90,3 +90,41 @@ def test_layer_list_rejects_bad_input(text, message):
     with pytest.raises(ValueError, match=message):
         parse_layer_list(text, 12)
     assert parse_layer_list("2, 6,10", 12) == [2, 6, 10]
+
+
+def test_pkd_original_variant_keeps_the_original_reductions():
+    """`--pkd_variant original`: per-layer MSEs summed, soft loss averaged over batch and classes, no T^2."""
+    from model_compress.distill.objectives import PKDSequenceMSEObjective
+    from model_compress.modeling.bert import BertForSequenceClassification
+    from model_compress.modeling.config import BertConfig
+
+    from .conftest import TINY_BERT
+
+    flow.manual_seed(0)
+    config = BertConfig(vocab_size=50, num_labels=3, **{**TINY_BERT, "num_hidden_layers": 2})
+    student = BertForSequenceClassification(config).eval()
+    rs = np.random.RandomState(4)
+    B, L, T, a, b = 4, 6, 2.0, 0.3, 10.0
+    ids = rs.randint(1, 50, (B, L)).astype(np.int32)
+    mask, seg = np.ones((B, L), np.int32), np.zeros((B, L), np.int32)
+    y = rs.randint(0, 3, B).astype(np.int32)
+    zt = (rs.randn(B, 3) * 2).astype(np.float32)
+    ht = rs.randn(B, 3, L, 40).astype(np.float32)  # teacher width 40: embeddings and two mapped layers
+    objective = PKDSequenceMSEObjective(student, [0, 1, 2], 40, T, a, b).eval()
+    loss, _ = objective(*[flow.tensor(v) for v in (ids, mask, seg, y, zt, ht)])
+
+    zs, enc = student(flow.tensor(ids), flow.tensor(seg), flow.tensor(mask), output_hidden_states=True)
+    zs = zs.numpy()
+    W, bias = objective.fit_dense.weight.numpy(), objective.fit_dense.bias.numpy()
+    ce = -np_log_softmax(zs)[np.arange(B), y].mean()
+    matrix = -np.exp(np_log_softmax(zt / T)) * np_log_softmax(zs / T)  # [B, C], as the original reduces it
+    soft = matrix.mean()
+    patient = 0.0
+    for j in range(3):  # one MSE per layer, over batch, tokens and width; the layers add up
+        patient += ((enc.hidden_states[j].numpy() @ W.T + bias - ht[:, j]) ** 2).mean()
+    expected = (1 - a) * ce + a * soft + b * patient
+    assert float(loss.numpy()) == pytest.approx(expected, rel=1e-5)
+    # and not the paper conventions: T^2-scaled KL, or the mean over layers
+    kl = T**2 * (np.exp(np_log_softmax(zt / T)) * (np_log_softmax(zt / T) - np_log_softmax(zs / T))).sum(-1).mean()
+    assert float(loss.numpy()) != pytest.approx((1 - a) * ce + a * kl + b * patient, rel=1e-3)
+    assert float(loss.numpy()) != pytest.approx((1 - a) * ce + a * soft + b * patient / 3, rel=1e-3)

@@ -90,17 +90,27 @@ def _teacher_arrays(rs, batch, seq, heads=4, hidden=48, layers=2, mask=None):
     }
 
 
-def test_first_stage_loss_matches_numpy_per_example_weighting():
+def _np_softmax(a):
+    return np.exp(np_log_softmax(a))
+
+
+@pytest.mark.parametrize("attention", ["probs", "scores"])
+def test_first_stage_loss_matches_numpy_per_example_weighting(attention):
     rs = np.random.RandomState(1)
     student = _tiny_pair()
     batch = _batch(rs)
     batch.update(_teacher_arrays(rs, 5, 8, mask=batch["input_mask"]))
-    objective = metakd.MetaDistillFirstStage(student, 48, 4, [1, 3], [0, 2, 4], domain_loss_weight=0.5).eval()
+    if attention == "probs":  # what a teacher dump of probabilities holds
+        batch["teacher_attention"] = _np_softmax(batch["teacher_attention"]).astype(np.float32)
+    objective = metakd.MetaDistillFirstStage(student, 48, 4, [1, 3], [0, 2, 4], domain_loss_weight=0.5,
+                                             attention=attention).eval()
     out = objective(*[flow.tensor(batch[n]) for n in objective.input_names])
 
     _, enc = student(flow.tensor(batch["input_ids"]), flow.tensor(batch["segment_ids"]),
                      flow.tensor(batch["input_mask"]), output_hidden_states=True, output_attentions=True)
-    s_att = np.stack([a.numpy() for a in enc.attention_scores], 1)
+    # the student's own maps, recomputed in numpy from its raw scores
+    raw = np.stack([a.numpy() for a in enc.attention_scores], 1)
+    s_att = _np_softmax(raw) if attention == "probs" else raw
     s_hid = np.stack([h.numpy() for h in enc.hidden_states], 1)
     W, b = objective.fit_dense.weight.numpy(), objective.fit_dense.bias.numpy()
     Wd, bd = objective.domain_proj.weight.numpy(), objective.domain_proj.bias.numpy()
@@ -108,7 +118,7 @@ def test_first_stage_loss_matches_numpy_per_example_weighting():
     mask = batch["input_mask"].astype(np.float32)
 
     def zero_masked(a):
-        return np.where(a <= -100, 0.0, a)
+        return np.where(a <= -100, 0.0, a) if attention == "scores" else a
 
     att = ((zero_masked(s_att) - zero_masked(batch["teacher_attention"])) ** 2).mean((2, 3, 4)).sum(1)
     hid = ((s_hid @ W.T + b - batch["teacher_hidden"]) ** 2).mean((2, 3)).sum(1)
@@ -259,15 +269,30 @@ def test_dump_round_trips_and_matches_a_fresh_teacher_forward(pipeline):
     logits, enc = model(flow.tensor(split["input_ids"][rows]), flow.tensor(split["segment_ids"][rows]),
                         flow.tensor(mask), output_hidden_states=True, output_attentions=True)
     np.testing.assert_allclose(arrays["teacher_logits"][rows], logits.numpy(), rtol=1e-4, atol=1e-5)
+    assert index["attention"] == "probs"  # the default: probabilities, as the originals compare
     for slot, layer in enumerate([1, 3]):
-        np.testing.assert_allclose(arrays["teacher_attention"][rows, slot], enc.attention_scores[layer].numpy(),
-                                   rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(arrays["teacher_attention"][rows, slot], enc.attention_probs[layer].numpy(),
+                                   rtol=1e-4, atol=1e-5)
     for slot, index_ in enumerate([0, 2, 4]):
         np.testing.assert_allclose(arrays["teacher_hidden"][rows, slot], enc.hidden_states[index_].numpy(),
                                    rtol=1e-4, atol=1e-4)
     last = enc.hidden_states[-1].numpy()
     pooled = (last * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
     np.testing.assert_allclose(arrays["teacher_domain"][rows], pooled, rtol=1e-4, atol=1e-5)
+
+
+def test_raw_score_dump_is_a_different_dump(pipeline):
+    """`--attention_loss scores` keeps raw scores, in a dump of its own (the kind is part of the key)."""
+    from model_compress.jobs import metakd as job
+
+    args = ["--model_load_dir", pipeline["teacher"]["snapshot"], "--data_dir", pipeline["data"],
+            "--student_num_hidden_layers", "2", *COMMON]
+    scores = job.run_teacher_eval(job.teacher_eval_parser().parse_args([*args, "--attention_loss", "scores"]))
+    assert scores["dump_dir"] != pipeline["dump"]["dump_dir"]
+    raw, probs = scores["arrays"]["teacher_attention"], pipeline["dump"]["arrays"]["teacher_attention"]
+    assert raw.min() < -100 and probs.min() >= 0  # masked keys: -10000 raw, 0 as probabilities
+    shifted = np.exp(raw[:4] - raw[:4].max(-1, keepdims=True))
+    np.testing.assert_allclose(shifted / shifted.sum(-1, keepdims=True), probs[:4], rtol=1e-4, atol=1e-6)
 
 
 def test_distill_stages_and_vanilla_baseline(pipeline):

@@ -307,6 +307,7 @@ def test_preprocess_entry_script_runs_from_mft_dir(tiny_setup, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "SST-2" in done.stdout and "all" in done.stdout and "mean" in done.stdout
     assert "not found: using the model's own" in done.stderr
+    assert "embedding train: 100%" in done.stderr  # the long pass shows a progress bar
     assert os.path.isfile(os.path.join(s["cross"], "ofrecord", "train", "weight.npy"))
 
 

@@ -84,7 +84,7 @@ def write_k_shot_dir(out_dir: str, examples: Sequence[InputExample], k: int, see
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    , allow_abbrev=False)
     parser.add_argument("--input", required=True, help="MFT CSV pool: text<TAB>domain<TAB>label")
     parser.add_argument("--out", required=True, help="output folder; <k>-<seed>/ is created inside")
     parser.add_argument("--k", type=int, default=16)

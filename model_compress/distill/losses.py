@@ -39,6 +39,14 @@ def soft_cross_entropy_per_example(
     return -(p_t * log_p_s).sum(-1)
 
 
+def class_mean_soft_cross_entropy(
+    student_logits: flow.Tensor, teacher_logits: flow.Tensor, temperature: float = 1.0
+) -> flow.Tensor:
+    """-p_t log p_s at temperature T averaged over batch *and* classes, no T^2 (the OneFlow PKD original)."""
+    per_example = soft_cross_entropy_per_example(student_logits, teacher_logits, temperature)
+    return per_example.mean() / student_logits.shape[-1]
+
+
 def vanilla_kd_loss(
     student_logits: flow.Tensor,
     teacher_logits: flow.Tensor,
@@ -61,9 +69,13 @@ def normalized_state_distance(student_states: flow.Tensor, teacher_states: flow.
     return ((s - t) ** 2).sum(-1).sum(-1).mean()
 
 
-def mse(student: flow.Tensor, teacher: flow.Tensor) -> flow.Tensor:
-    """Mean squared error over all elements."""
-    return ((student - teacher) ** 2).mean()
+def layerwise_mse_per_example(student: flow.Tensor, teacher: flow.Tensor) -> flow.Tensor:
+    """[B, layers, ...] stacks -> [B]: per layer the mean squared error over its elements, summed over layers.
+
+    Its batch mean is the sum over layers of each layer's MSE over the whole batch.
+    """
+    diff = (student - teacher) ** 2
+    return diff.reshape(diff.shape[0], diff.shape[1], -1).mean(-1).sum(-1)
 
 
 def mse_per_example(student: flow.Tensor, teacher: flow.Tensor) -> flow.Tensor:

@@ -2,8 +2,8 @@
 
 The meta-teacher's knowledge arrives as batch inputs gathered from the on-disk dump written by
 ``meta_teacher_eval.py`` (see docs/metakd.md): ``teacher_logits`` [B, C], ``teacher_attention``
-[B, M, heads, L, L] (raw attention scores of the mapped teacher layers), ``teacher_hidden``
-[B, M + 1, L, H_t] (embeddings output and mapped layer outputs) and ``teacher_domain`` [B, H_t]
+[B, M, heads, L, L] (attention probabilities of the mapped teacher layers, or their raw scores),
+``teacher_hidden`` [B, M + 1, L, H_t] (embeddings output and mapped layer outputs) and ``teacher_domain`` [B, H_t]
 (mean of the teacher's last layer over real tokens).
 
 Stage 1 (TinyBERT-style intermediate distillation), per example i::
@@ -13,8 +13,10 @@ Stage 1 (TinyBERT-style intermediate distillation), per example i::
     L   = mean_i  u_i * L_i,    u_i = (1 + w_i) / (exp((1 - p_t(y_i))^2) + 1)
 
 with l = 0..M-1 student layers (0-based), j = 0..M hidden-state indices (0 = embeddings), k = N // M,
-w_i the prototypical score and p_t(y_i) the teacher's probability of the true label. Attention scores
-at or below -100 (masked keys) count as 0 on both sides, as in TinyBERT.
+w_i the prototypical score and p_t(y_i) the teacher's probability of the true label. A is the attention
+probability (softmax over keys) by default, as the OneFlow original and EasyNLP compare; with
+``attention="scores"`` it is the raw masked score, where values at or below -100 (masked keys) count
+as 0 on both sides, as in TinyBERT.
 
 Stage 2: soft-label cross-entropy at temperature T, -sum_c softmax(z_t / T)_c log softmax(z_s / T)_c,
 batch mean; optionally weighted by u_i as well (off by default, as in EasyNLP).
@@ -34,6 +36,7 @@ from model_compress.distill.meta import domain_expertise_weight, mean_pool
 from model_compress.training.objectives import ENCODER_INPUTS, labels_of
 
 MASKED_SCORE = -100.0  # attention scores at or below this are masked keys; TinyBERT compares them as 0
+ATTENTION_KINDS = ("probs", "scores")  # what the attention loss compares: probabilities or raw scores
 TEACHER_ARRAYS = ("teacher_logits", "teacher_attention", "teacher_hidden", "teacher_domain")
 
 
@@ -71,16 +74,30 @@ def keep_unmasked(scores: flow.Tensor) -> flow.Tensor:
     return scores * (scores > MASKED_SCORE).to(scores.dtype)
 
 
-def attention_mse_per_example(student_scores: flow.Tensor, teacher_scores: flow.Tensor) -> flow.Tensor:
-    """[B, layers, heads, L, L] stacks -> [B]: sum over layers of the mean squared error per layer."""
-    diff = (keep_unmasked(student_scores) - keep_unmasked(teacher_scores)) ** 2
-    return diff.reshape(diff.shape[0], diff.shape[1], -1).mean(-1).sum(-1)
+def attention_mse_per_example(student: flow.Tensor, teacher: flow.Tensor, attention: str = "probs") -> flow.Tensor:
+    """[B, layers, heads, L, L] stacks -> [B]: sum over layers of the mean squared error per layer.
+
+    `attention` "scores": raw scores, masked keys (<= -100) counted as 0; "probs": probabilities as they are.
+    """
+    if attention == "scores":
+        student, teacher = keep_unmasked(student), keep_unmasked(teacher)
+    return losses.layerwise_mse_per_example(student, teacher)
 
 
 def hidden_mse_per_example(student_states: flow.Tensor, teacher_states: flow.Tensor) -> flow.Tensor:
     """[B, layers, L, H] stacks (student already projected) -> [B]: sum over layers of the per-layer MSE."""
-    diff = (student_states - teacher_states) ** 2
-    return diff.reshape(diff.shape[0], diff.shape[1], -1).mean(-1).sum(-1)
+    return losses.layerwise_mse_per_example(student_states, teacher_states)
+
+
+def check_attention_kind(attention: str) -> str:
+    if attention not in ATTENTION_KINDS:
+        raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {attention!r}")
+    return attention
+
+
+def attention_maps(enc, attention: str) -> list:
+    """The per-layer attention tensors the loss compares: probabilities or raw scores."""
+    return enc.attention_probs if attention == "probs" else enc.attention_scores
 
 
 def teacher_true_probability(teacher_logits: flow.Tensor, labels: flow.Tensor) -> flow.Tensor:
@@ -111,8 +128,10 @@ class MetaDistillFirstStage(nn.Module):
 
     def __init__(self, student: nn.Module, teacher_hidden_size: int, num_domains: int,
                  attention_layers: Sequence[int], hidden_layers: Sequence[int],
-                 domain_loss_weight: float = 0.5, use_sample_weights: bool = True) -> None:
+                 domain_loss_weight: float = 0.5, use_sample_weights: bool = True,
+                 attention: str = "probs") -> None:
         super().__init__()
+        self.attention = check_attention_kind(attention)
         config = student.config
         if len(attention_layers) != config.num_hidden_layers:
             raise ValueError(f"{len(attention_layers)} teacher attention layers for a "
@@ -139,7 +158,8 @@ class MetaDistillFirstStage(nn.Module):
                 teacher_logits, teacher_attention, teacher_hidden, teacher_domain):
         logits, enc = self.student(input_ids, segment_ids, input_mask, output_hidden_states=True,
                                    output_attentions=True)
-        attention = attention_mse_per_example(flow.stack(enc.attention_scores, dim=1), teacher_attention)
+        attention = attention_mse_per_example(flow.stack(attention_maps(enc, self.attention), dim=1),
+                                              teacher_attention, self.attention)
         hidden = hidden_mse_per_example(self.fit_dense(flow.stack(enc.hidden_states, dim=1)), teacher_hidden)
         dom = losses.mse_per_example(self.student_domain(enc.sequence_output, input_mask, domain), teacher_domain)
         per_example = attention + hidden + self.domain_loss_weight * dom
@@ -172,17 +192,19 @@ class MetaDistillSecondStage(nn.Module):
 class MetaTeacherOutputs(nn.Module):
     """Inference wrapper: what the student stages need from the meta-teacher, in ``names`` order.
 
-    Outputs: logits [B, C]; raw attention scores of ``attention_layers`` (0-based encoder layers)
-    [B, len, heads, L, L]; hidden states ``hidden_layers`` (EncoderOutput.hidden_states indexes,
-    0 = embeddings) [B, len, L, H]; the domain representation, mean of the last layer over real
-    tokens [B, H].
+    Outputs: logits [B, C]; attention probabilities (``attention="probs"``) or raw scores of
+    ``attention_layers`` (0-based encoder layers) [B, len, heads, L, L]; hidden states
+    ``hidden_layers`` (EncoderOutput.hidden_states indexes, 0 = embeddings) [B, len, L, H]; the domain
+    representation, mean of the last layer over real tokens [B, H].
     """
 
     input_names = ENCODER_INPUTS
     names = TEACHER_ARRAYS
 
-    def __init__(self, teacher: nn.Module, attention_layers: Sequence[int], hidden_layers: Sequence[int]) -> None:
+    def __init__(self, teacher: nn.Module, attention_layers: Sequence[int], hidden_layers: Sequence[int],
+                 attention: str = "probs") -> None:
         super().__init__()
+        self.attention = check_attention_kind(attention)
         self.teacher = teacher
         self.attention_layers = [int(i) for i in attention_layers]
         self.hidden_layers = [int(i) for i in hidden_layers]
@@ -190,7 +212,8 @@ class MetaTeacherOutputs(nn.Module):
     def forward(self, input_ids, input_mask, segment_ids):
         logits, enc = self.teacher(input_ids, segment_ids, input_mask, output_hidden_states=True,
                                    output_attentions=True)
-        attention = flow.stack([enc.attention_scores[i] for i in self.attention_layers], dim=1)
+        maps = attention_maps(enc, self.attention)
+        attention = flow.stack([maps[i] for i in self.attention_layers], dim=1)
         hidden = flow.stack([enc.hidden_states[j] for j in self.hidden_layers], dim=1)
         return logits, attention, hidden, mean_pool(enc.sequence_output, input_mask)
 

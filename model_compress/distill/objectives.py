@@ -87,10 +87,14 @@ class PKDObjective(nn.Module):
 
 
 class PKDSequenceMSEObjective(nn.Module):
-    """The OneFlow original's PKD variant: vanilla KD + beta * MSE(fit_dense(h_s), h_t) over full sequences.
+    """The OneFlow original's PKD variant, with the original's reductions:
+
+        (1 - alpha) * CE + alpha * mean_{b,c}(-p_t log p_s at T) + beta * sum_j MSE(fit_dense(h_s_j), h_t_kj)
 
     Student hidden states (embeddings and every layer) go through one shared `fit_dense` projection
-    and are compared with the teacher states of the uniform mapping (embeddings, k-1, 2k-1, ...).
+    and are compared with the teacher states of the uniform mapping (embeddings, k, 2k, ...); each
+    layer's MSE is a mean over batch, tokens and width, and the layers are summed. The soft loss has
+    no T^2 factor and averages over classes as well as examples.
     """
 
     input_names = ENCODER_INPUTS + ("label_ids", "teacher_logits", "teacher_hidden")
@@ -114,9 +118,11 @@ class PKDSequenceMSEObjective(nn.Module):
 
     def forward(self, input_ids, input_mask, segment_ids, label_ids, teacher_logits, teacher_hidden):
         logits, enc = self.student(input_ids, segment_ids, input_mask, output_hidden_states=True)
-        loss = losses.vanilla_kd_loss(logits, teacher_logits, labels_of(label_ids), self.temperature, self.alpha)
+        hard = losses.cross_entropy_per_example(logits, labels_of(label_ids)).mean()
+        soft = losses.class_mean_soft_cross_entropy(logits, teacher_logits, self.temperature)
         student_hidden = flow.stack([enc.hidden_states[j] for j in self.student_layers], dim=1)
-        loss = loss + self.beta * losses.mse(self.fit_dense(student_hidden), teacher_hidden)
+        patient = losses.layerwise_mse_per_example(self.fit_dense(student_hidden), teacher_hidden).mean()
+        loss = (1.0 - self.alpha) * hard + self.alpha * soft + self.beta * patient
         return loss, logits
 
 

@@ -4,7 +4,9 @@ Two forms:
 - the logits file of the EasyNLP convention: one line per training row, in file order, values
   comma separated (`write_logits_file` / `read_logits_file`);
 - a cache directory of .npy arrays (logits, [CLS] states, ...) per example index, memory-mapped on
-  read, keyed by a hash of the teacher snapshot, the split's content and what was asked for.
+  read, keyed by a hash of the teacher snapshot, the split's content and what was asked for. The
+  fingerprint of that source (`cache_source`) and the key are stored in its index.json; a cache whose
+  stored key, row count or arrays no longer match is rebuilt, never read (`checked_cache`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -107,23 +110,62 @@ def snapshot_fingerprint(snapshot_dir: str) -> str:
     return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()[:16]
 
 
+def cache_source(teacher_dir: str, split_meta: dict) -> dict:
+    """What a teacher cache is made from: the teacher snapshot's and the training split's fingerprints."""
+    return {"teacher": snapshot_fingerprint(teacher_dir), "split": split_meta.get("source_hash"),
+            "seq": split_meta.get("seq_length"), "count": split_meta.get("count")}
+
+
 def cache_key(teacher_dir: str, split_meta: dict, spec: dict) -> str:
-    raw = json.dumps(
-        {"teacher": snapshot_fingerprint(teacher_dir), "split": split_meta.get("source_hash"),
-         "seq": split_meta.get("seq_length"), "count": split_meta.get("count"), "spec": spec},
-        sort_keys=True,
-    )
+    raw = json.dumps({**cache_source(teacher_dir, split_meta), "spec": spec}, sort_keys=True)
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
 def load_cache(directory: str) -> dict[str, np.ndarray] | None:
-    """Arrays of a complete cache directory (memory-mapped), or None when absent."""
+    """Arrays of a complete cache directory (memory-mapped), or None when absent.
+
+    Raises TeacherFileError naming the file when index.json or an array is unreadable or truncated.
+    """
     index = os.path.join(directory, "index.json")
     if not os.path.isfile(index):
         return None
-    with open(index, encoding="utf-8") as f:
-        names = json.load(f)["arrays"]
-    return {name: np.load(os.path.join(directory, f"{name}.npy"), mmap_mode="r") for name in names}
+    try:
+        with open(index, encoding="utf-8") as f:
+            names = json.load(f)["arrays"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise TeacherFileError(f"{index}: unreadable teacher cache index") from None
+    arrays = {}
+    for name in names:
+        path = os.path.join(directory, f"{name}.npy")
+        try:
+            arrays[name] = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise TeacherFileError(f"{path}: damaged or truncated teacher cache array ({exc})") from None
+    return arrays
+
+
+def checked_cache(directory: str, key: str, count: int | None) -> dict[str, np.ndarray] | None:
+    """The cache in `directory` if it was made from the source `key` identifies and holds `count` rows.
+
+    Otherwise (absent: silently; stale or damaged: with a warning naming the directory) None, so the
+    caller rebuilds it.
+    """
+    index = os.path.join(directory, "index.json")
+    if not os.path.isfile(index):
+        return None
+    try:
+        arrays = load_cache(directory)
+        with open(index, encoding="utf-8") as f:
+            stored = json.load(f).get("key")
+    except TeacherFileError as exc:
+        warnings.warn(f"{exc}: rebuilding it", stacklevel=2)
+        return None
+    rows = {len(a) for a in arrays.values()}
+    if stored != key or (count is not None and rows != {count}):
+        warnings.warn(f"{directory}: teacher cache made from another teacher snapshot or training split "
+                      f"(stored fingerprint differs): rebuilding it", stacklevel=2)
+        return None
+    return arrays
 
 
 def save_cache(directory: str, arrays: dict[str, np.ndarray], info: dict) -> None:
@@ -180,11 +222,13 @@ def cached_teacher_outputs(
     Returns (arrays, cache directory, whether it was a cache hit).
     """
     spec = {"cls_layers": list(cls_layers), "hidden_layers": list(hidden_layers)}
-    directory = os.path.join(cache_root, cache_key(teacher_dir, split_meta, spec))
+    key = cache_key(teacher_dir, split_meta, spec)
+    directory = os.path.join(cache_root, key)
     if not refresh:
-        found = load_cache(directory)
+        found = checked_cache(directory, key, split_meta.get("count"))
         if found is not None:
             return found, directory, True
     arrays = compute_teacher_outputs(teacher, source, cls_layers, hidden_layers, eager)
-    save_cache(directory, arrays, {"teacher": os.path.abspath(teacher_dir), **spec})
+    save_cache(directory, arrays, {"teacher": os.path.abspath(teacher_dir), "key": key,
+                                   "source": cache_source(teacher_dir, split_meta), **spec})
     return load_cache(directory), directory, False

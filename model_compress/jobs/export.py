@@ -42,7 +42,8 @@ def model_vocab(model_dir: str, vocab_file: str | None) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Export a classifier snapshot as a Hugging Face folder or ONNX.")
+    parser = argparse.ArgumentParser(description="Export a classifier snapshot as a Hugging Face folder or ONNX.",
+                                     allow_abbrev=False)
     parser.add_argument("--model_dir", required=True,
                         help="snapshot to export (project, legacy OneFlow or Hugging Face folder)")
     parser.add_argument("--format", required=True, choices=("hf", "onnx"), help="hf: transformers folder; onnx")

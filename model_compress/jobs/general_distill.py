@@ -71,6 +71,7 @@ def corpus_main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m model_compress.jobs.general_distill make_corpus",
         description="Write a distillation corpus (one sentence per line, several files) from task training sets.",
+        allow_abbrev=False,
     )
     parser.add_argument("sources", nargs="+", help="task_name:data_dir pairs, e.g. senti:data/SENTI")
     parser.add_argument("--out", required=True, help="corpus directory to write")
@@ -178,7 +179,8 @@ def student_state(student: nn.Module) -> dict[str, np.ndarray]:
 # Command line and the training run
 # ----------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="PP-MiniLM task-agnostic distillation of a BERT student.")
+    p = argparse.ArgumentParser(description="PP-MiniLM task-agnostic distillation of a BERT student.",
+                                allow_abbrev=False)
     p.add_argument("--model_type", default="ppminilm", help=f"student type {STUDENT_TYPES}: a BERT student here")
     p.add_argument("--teacher_model_type", default="bert", help=f"teacher type {TEACHER_TYPES}: any BERT checkpoint")
     p.add_argument("--teacher_model_name_or_path", default="default",

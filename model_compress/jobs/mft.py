@@ -186,7 +186,7 @@ def embed_examples(
     model = distributed.setup_model(model, device)
     embedder = SentenceEmbedder(model.bert)
     source = ArrayBatches(arrays, batch_size)
-    embeddings, _, _ = Predictor(embedder, eager=eager).outputs(source)
+    embeddings, _, _ = Predictor(embedder, eager=eager).outputs(source, progress=f"embedding {split}")
     return {"embeddings": embeddings, "domain": arrays["domain"], "label_ids": arrays["label_ids"]}
 
 
@@ -230,7 +230,8 @@ PREPROCESS_IGNORED = (
 
 
 def preprocess_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="MFT step 1: prototypical score of every training example.")
+    parser = argparse.ArgumentParser(description="MFT step 1: prototypical score of every training example.",
+                                     allow_abbrev=False)
     parser.add_argument("--model_load_dir", default=DEFAULT_MODEL,
                         help="pretrained BERT giving the embeddings (default: all-MiniLM-L6-v2)")
     add_data_args(parser)
@@ -319,7 +320,8 @@ def run_meta_finetuning(args) -> dict:
 
 
 def meta_finetuning_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="MFT step 2: meta fine-tuning across the domains of a group.")
+    parser = argparse.ArgumentParser(description="MFT step 2: meta fine-tuning across the domains of a group.",
+                                     allow_abbrev=False)
     parser.add_argument("--model_load_dir", default=DEFAULT_MODEL, help="pretrained BERT (default: all-MiniLM-L6-v2)")
     add_data_args(parser)
     add_train_args(parser, epochs=5, lr=5e-5)
@@ -381,7 +383,8 @@ def run_finetuning(args) -> dict:
 
 
 def finetuning_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="MFT step 3: fine-tune a (meta-learnt) snapshot on one domain.")
+    parser = argparse.ArgumentParser(description="MFT step 3: fine-tune a (meta-learnt) snapshot on one domain.",
+                                     allow_abbrev=False)
     parser.add_argument("--model_load_dir", default=DEFAULT_MODEL,
                         help="snapshot to start from, e.g. "
                              "output/model_save-<time>/snapshot_best_mft_model_g1_dev_<acc>")

@@ -134,7 +134,8 @@ def format_rows(logits: np.ndarray, labels: list[str], columns: list[str], appen
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Predict with a classifier over a tsv table (EasyNLP predict mode).")
+    parser = argparse.ArgumentParser(description="Predict with a classifier over a tsv table (EasyNLP predict mode).",
+                                     allow_abbrev=False)
     parser.add_argument("--tables", required=True, help="input tsv")
     parser.add_argument("--outputs", required=True, help="output tsv (written whole, then renamed into place)")
     parser.add_argument("--input_schema", default=None,

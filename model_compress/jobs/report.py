@@ -67,7 +67,7 @@ def measure_interleaved(rows: list[tuple[str, dict]], onnx: dict[str, str], roun
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Compare finished runs (results_eval.json).")
+    parser = argparse.ArgumentParser(description="Compare finished runs (results_eval.json).", allow_abbrev=False)
     parser.add_argument("runs", nargs="+", metavar="NAME=DIR", help="run directories; the first is the reference")
     parser.add_argument("--speed_rounds", type=int, default=0,
                         help="time the snapshots interleaved for N rounds instead of using eval throughput")

@@ -73,7 +73,8 @@ def generate_student_model(teacher_model: str, student_model: str, layer_list: s
 
 @user_errors
 def generate_main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Build a BERT-PKD student from chosen teacher layers.")
+    parser = argparse.ArgumentParser(description="Build a BERT-PKD student from chosen teacher layers.",
+                                     allow_abbrev=False)
     parser.add_argument("--teacher_model", required=True, help="fine-tuned teacher snapshot")
     parser.add_argument("--student_model", required=True, help="where the student snapshot goes")
     parser.add_argument("--layer_list", default="2,6,10", help="0-based teacher layers, e.g. '2,6,10'")
@@ -137,7 +138,8 @@ def evaluate_and_report(
 
 
 def kd_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Train a student with vanilla KD from teacher logits.")
+    parser = argparse.ArgumentParser(description="Train a student with vanilla KD from teacher logits.",
+                                     allow_abbrev=False)
     add_data_args(parser)
     add_train_args(parser, epochs=3, lr=5e-5)
     add_student_args(parser)
@@ -196,7 +198,8 @@ def kd_main(argv=None) -> None:
 
 
 def pkd_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Train a BERT-PKD student (soft labels + patient loss).")
+    parser = argparse.ArgumentParser(description="Train a BERT-PKD student (soft labels + patient loss).",
+                                     allow_abbrev=False)
     add_data_args(parser)
     add_train_args(parser, epochs=3, lr=5e-5)
     add_student_args(parser)

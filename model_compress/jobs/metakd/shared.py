@@ -9,9 +9,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from model_compress.cli import fail, seed_everything
-from model_compress.distill.metakd import MetaTeacherOutputs
-from model_compress.distill.metakd_dump import DUMP_KIND, dump_layers, dump_table, read_dump_index, write_teacher_dump
-from model_compress.distill.teacher_cache import cache_key, load_cache
+from model_compress.distill.metakd import ATTENTION_KINDS, MetaTeacherOutputs
+from model_compress.distill.metakd_dump import DUMP_KIND, dump_layers, dump_table, write_teacher_dump
+from model_compress.distill.teacher_cache import cache_key, cache_source, checked_cache, load_cache
 from model_compress.jobs import mft
 from model_compress.jobs.common import (
     TaskData,
@@ -27,6 +27,13 @@ from model_compress.training.domains import ALL_DOMAINS, domain_index
 
 ALL_GENRES = ALL_DOMAINS
 STAGES = ("first", "second", "all", "vanilla")
+
+
+def add_attention_flag(group) -> None:
+    """`--attention_loss`: what stage 1's attention loss (and so the teacher dump) compares."""
+    group.add_argument("--attention_loss", choices=ATTENTION_KINDS, default="probs",
+                       help="probs: attention probabilities (the OneFlow original and EasyNLP); "
+                            "scores: raw masked pre-softmax scores (TinyBERT)")
 
 
 def note(message: str) -> None:
@@ -95,8 +102,8 @@ def teacher_layers(student_layers: int, teacher_config: BertConfig) -> tuple[lis
 
 
 def ensure_teacher_dump(settings: TrainSettings, dump_dir: str | None, teacher_dir: str, teacher,
-                        teacher_config: BertConfig, data: TaskData, student_layers: int, refresh: bool = False
-                        ) -> tuple[dict[str, np.ndarray], str]:
+                        teacher_config: BertConfig, data: TaskData, student_layers: int, refresh: bool = False,
+                        attention: str = "probs") -> tuple[dict[str, np.ndarray], str]:
     """The meta-teacher's outputs for every training example: reused when an identical dump exists, else made.
 
     A dump is identified by the teacher snapshot, the training split (content, seq_length, vocab,
@@ -110,21 +117,23 @@ def ensure_teacher_dump(settings: TrainSettings, dump_dir: str | None, teacher_d
     source = data.loader("train", batch, train=False, seed=settings.seed, rank=0, world_size=1, with_domain=True,
                          weights=scores)
     mft.keep_weights(data.data_dir, scores)
-    attention, hidden = teacher_layers(student_layers, teacher_config)
-    spec = {"kind": DUMP_KIND, "attention_layers": attention, "hidden_layers": hidden,
+    attention_layers, hidden = teacher_layers(student_layers, teacher_config)
+    spec = {"kind": DUMP_KIND, "attention_layers": attention_layers, "attention": attention, "hidden_layers": hidden,
             "vocab_hash": source.meta.get("vocab_hash"), "labels": data.labels, "domains": domains}
     key = cache_key(teacher_dir, source.meta, spec)
     directory = dump_dir or os.path.join(data.data_dir, "teacher_cache", f"metakd-{key}")
-    if not refresh and os.path.isfile(os.path.join(directory, "index.json")):
-        if read_dump_index(directory).get("key") == key:
+    if not refresh:
+        found = checked_cache(directory, key, count)
+        if found is not None:
             note(f"teacher dump reused from {directory}")
-            return load_cache(directory), directory
-        note(f"{directory} holds a dump of another teacher, split or layer choice: rewriting it")
+            return found, directory
     info = {"kind": DUMP_KIND, "key": key, "teacher": os.path.abspath(teacher_dir), "count": count,
+            "source": cache_source(teacher_dir, source.meta),
             "seq_length": int(source.meta["seq_length"]), "source_hash": source.meta.get("source_hash"),
             "student_num_hidden_layers": student_layers, "teacher_num_hidden_layers": teacher_config.num_hidden_layers,
             **spec}
-    outputs = MetaTeacherOutputs(distributed.setup_model(teacher, settings.device), attention, hidden)
+    outputs = MetaTeacherOutputs(distributed.setup_model(teacher, settings.device), attention_layers, hidden,
+                                 attention)
     write_teacher_dump(directory, outputs, source, count, info, eager=settings.eager)
     arrays = load_cache(directory)
     if distributed.rank() == 0:

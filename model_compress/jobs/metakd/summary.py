@@ -45,7 +45,8 @@ def summary_table(teacher_results: str, columns: Sequence[tuple[str, str]], genr
 
 @user_errors
 def summary_main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Per-domain table of a Meta-KD run against its baselines.")
+    parser = argparse.ArgumentParser(description="Per-domain table of a Meta-KD run against its baselines.",
+                                     allow_abbrev=False)
     parser.add_argument("--teacher_results", required=True, help="the meta-teacher's results_eval.json")
     parser.add_argument("--column", action="append", default=[], metavar="TITLE=PATTERN",
                         help="a student column: title and results path with {genre}, e.g. "

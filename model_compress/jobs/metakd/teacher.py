@@ -28,6 +28,7 @@ from model_compress.jobs.common import (
 )
 from model_compress.jobs.metakd.shared import (
     ALL_GENRES,
+    add_attention_flag,
     best_metrics,
     dev_source,
     domain_names,
@@ -131,7 +132,8 @@ def meta_teacher_main(argv=None) -> None:
 
 def teacher_eval_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Meta-KD step 3: dump the meta-teacher's knowledge of every "
-                                                 "training example (logits, attentions, hidden states, domain).")
+                                                 "training example (logits, attentions, hidden states, domain).",
+                                     allow_abbrev=False)
     parser.add_argument("--model_load_dir", default=DEFAULT_MODEL,
                         help="the meta-teacher snapshot, e.g. "
                              "output/model_save-<time>/snapshot_best_mft_model_senti_dev_<acc>")
@@ -143,6 +145,7 @@ def teacher_eval_parser() -> argparse.ArgumentParser:
     g.add_argument("--dump_dir", default=None,
                    help="where the dump goes (default <data_dir>/teacher_cache/metakd-<key>)")
     add_bool(g, "--refresh_teacher_cache", False, "recompute the dump even if an identical one exists")
+    add_attention_flag(g)
     parser.set_defaults(task_name="senti", data_dir="data/SENTI")
     return parser
 
@@ -152,7 +155,7 @@ def run_teacher_eval(args) -> dict:
     teacher, config, _ = load_classifier(teacher_dir, len(data.labels))
     arrays, directory = ensure_teacher_dump(from_flags(TrainSettings, args), args.dump_dir, teacher_dir, teacher,
                                             config, data, args.student_num_hidden_layers,
-                                            refresh=args.refresh_teacher_cache)
+                                            refresh=args.refresh_teacher_cache, attention=args.attention_loss)
     return {"arrays": arrays, "dump_dir": directory, "teacher": teacher_dir}
 
 

@@ -20,6 +20,7 @@ def sibling(path: str, tag: str) -> str:
 
 
 _LEFTOVER = re.compile(r"^\..+\.(?:tmp|old)-(\d+)-[0-9a-f]{8}$")
+_RETIREMENT = re.compile(r"^\.retire-(\d+)-[0-9a-f]{8}\.json$")
 
 
 def _alive(pid: int) -> bool:
@@ -32,22 +33,68 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def clean_leftovers(directory: str) -> list[str]:
-    """Remove hidden ``.<name>.tmp-<pid>-*`` / ``.old-<pid>-*`` siblings left by killed processes.
+def _dead_writer(match: re.Match | None) -> bool:
+    return bool(match) and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1)))
 
-    Only those whose process is gone are removed (a concurrent writer's are kept). Returns the paths.
+
+def clean_leftovers(directory: str) -> list[str]:
+    """Remove hidden ``.<name>.tmp-<pid>-*`` / ``.old-<pid>-*`` siblings left by killed processes, and
+    finish the retirements they had planned (see `plan_retirement`).
+
+    Only those whose process is gone are touched (a concurrent writer's are kept). Returns the paths
+    removed.
     """
     removed = []
     try:
-        names = os.listdir(directory)
+        names = sorted(os.listdir(directory))
     except OSError:
         return removed
     for name in names:
-        match = _LEFTOVER.match(name)
-        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
-            path = os.path.join(directory, name)
+        path = os.path.join(directory, name)
+        if _dead_writer(_RETIREMENT.match(name)):
+            removed += _resolve_retirement(path)
+        elif _dead_writer(_LEFTOVER.match(name)):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
+    return removed
+
+
+def plan_retirement(old: str, new: str) -> str:
+    """Record, before `new` is written, that `old` goes once `new` is complete; return the plan's path.
+
+    Replacing the best snapshot is "write new, then retire old": a process killed in between would
+    leave both. The plan (a hidden ``.retire-<pid>-*.json`` beside `new`) lets the next writer in that
+    folder finish the job: retire `old` if `new` exists (snapshots appear complete or not at all),
+    otherwise keep `old`. `finish_retirement` does it in the normal case.
+    """
+    parent = os.path.dirname(os.path.abspath(new))
+    os.makedirs(parent, exist_ok=True)
+    plan = os.path.join(parent, f".retire-{os.getpid()}-{uuid.uuid4().hex[:8]}.json")
+    tmp = plan + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"retire": os.path.abspath(old), "keep": os.path.abspath(new)}, f)
+    os.replace(tmp, plan)
+    return plan
+
+
+def finish_retirement(plan: str) -> None:
+    """Retire the planned directory (its replacement is in place) and drop the plan."""
+    _resolve_retirement(plan)
+
+
+def _resolve_retirement(plan: str) -> list[str]:
+    try:
+        with open(plan, encoding="utf-8") as f:
+            spec = json.load(f)
+        old, new = spec["retire"], spec["keep"]
+    except (OSError, ValueError, KeyError, TypeError):
+        old = new = None
+    removed = []
+    if old and new and old != new and os.path.isdir(new) and os.path.isdir(old):
+        retire_dir(old)
+        removed.append(old)
+    if os.path.exists(plan):
+        os.unlink(plan)
     return removed
 
 

@@ -69,6 +69,13 @@ def save_snapshot(
             config.to_json_file(os.path.join(tmp, CONFIG_JSON))
         write_json(os.path.join(tmp, SNAPSHOT_JSON), info)
         install_dir(tmp, path)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno is not None and (exc.filename is None or str(exc.filename).startswith(tmp)):
+            # flow.save does not say which file failed, and the hidden temporary name means nothing
+            # to a user: name the snapshot being written
+            raise OSError(exc.errno, exc.strerror or str(exc), path) from exc
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
