@@ -82,13 +82,6 @@ def write_teacher_dump(directory: str, outputs: MetaTeacherOutputs, source, coun
     return directory
 
 
-def read_dump_index(directory: str) -> dict:
-    """The ``index.json`` of a dump (arrays, shapes, key and what the dump was made from)."""
-    with open(os.path.join(directory, INDEX_JSON), encoding="utf-8") as f:
-        return json.load(f)
-
-
-
 def dump_table(logits: np.ndarray, split: dict[str, np.ndarray], domains: Sequence[str]) -> str:
     """Per-domain teacher accuracy on the training set and mean domain-expertise weight, as text."""
     z = np.asarray(logits, dtype=np.float64)
