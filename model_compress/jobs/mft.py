@@ -15,9 +15,11 @@ pretrained model when no such directory exists (a note says so). See docs/mft.md
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import sys
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -118,13 +120,34 @@ def resolve_data_dir(path: str) -> str:
     raise AssertionError
 
 
-def _prepare(args, splits) -> tuple[str, str, TaskData]:
-    """Seed, model dir, vocab and task data shared by the three MFT steps."""
-    seed_everything(args.seed)
-    model_dir = resolve_model(args.model_load_dir)
-    vocab = resolve_vocab(model_dir, args.vocab_file)
-    args.data_dir = resolve_data_dir(args.data_dir)
-    return model_dir, vocab, load_task_data(from_flags(DataSettings, args), vocab, splits, model_dir=model_dir)
+@dataclasses.dataclass(frozen=True)
+class RunInputs:
+    """What an MFT or Meta-KD step reads: the model snapshot, its vocab and the task data (data_dir resolved)."""
+
+    model_dir: str
+    vocab: str
+    data: TaskData
+
+    @property
+    def data_dir(self) -> str:
+        return self.data.data_dir
+
+
+def prepare_inputs(
+    settings: DataSettings, seed: int, model_path: str | None, vocab_file: str | None,
+    splits: Sequence[str] = ("train", "dev"), student: bool = False,
+) -> RunInputs:
+    """Seed, then the model dir, vocab and task data with the seeds' path fallbacks (see the module doc)."""
+    seed_everything(seed)
+    model_dir = resolve_model(model_path)
+    vocab = resolve_vocab(model_dir, vocab_file)
+    settings = dataclasses.replace(settings, data_dir=resolve_data_dir(settings.data_dir))
+    return RunInputs(model_dir, vocab, load_task_data(settings, vocab, splits, model_dir, student))
+
+
+def _prepare(args: argparse.Namespace, splits: Sequence[str]) -> RunInputs:
+    """The inputs of the three MFT steps from their flags."""
+    return prepare_inputs(from_flags(DataSettings, args), args.seed, args.model_load_dir, args.vocab_file, splits)
 
 
 def _domains(data: TaskData) -> list[str]:
@@ -208,18 +231,19 @@ def score_table(scores: np.ndarray, domain_ids: np.ndarray, domain_names: list[s
 
 def run_preprocess(args) -> dict:
     """Scores of every training example -> weight.npy + OFRecord splits with `domain` and `weights`."""
-    model_dir, _, data = _prepare(args, ("train", "dev"))
+    inputs = _prepare(args, ("train", "dev"))
+    model_dir, data, data_dir = inputs.model_dir, inputs.data, inputs.data_dir
     domains = _domains(data)
     out = embed_examples(model_dir, data, "train", args.eval_batch_size_per_device, args.device, args.eager)
     scores = prototypical_scores(out["embeddings"], out["domain"], out["label_ids"])
     train_dir = data.split("train", with_domain=True, weights=scores)
-    keep_weights(args.data_dir, scores)
+    keep_weights(data_dir, scores)
     dev_dir = data.split("dev", with_domain=True)
     if distributed.rank() == 0:
         print(f"prototypical scores of {len(scores)} training examples ({model_dir}):")
         print(score_table(scores, out["domain"], domains))
-        print(f"[mft] wrote {weight_path(args.data_dir)}, {train_dir} and {dev_dir}")
-    return {"scores": scores, "weight_file": weight_path(args.data_dir), "train_dir": train_dir,
+        print(f"[mft] wrote {weight_path(data_dir)}, {train_dir} and {dev_dir}")
+    return {"scores": scores, "weight_file": weight_path(data_dir), "train_dir": train_dir,
             "dev_dir": dev_dir, "embeddings": out["embeddings"], "domain": out["domain"]}
 
 
@@ -280,16 +304,18 @@ def run_meta_finetuning(args) -> dict:
     """Weighted CE + lambda * domain corruption over all domains; keeps the best-dev meta learner."""
     if args.domain_loss_weight < 0:
         fail(f"--domain_loss_weight must be >= 0, got {args.domain_loss_weight}")
-    model_dir, vocab, data = _prepare(args, ("train", "dev"))
+    inputs = _prepare(args, ("train", "dev"))
+    model_dir, vocab, data = inputs.model_dir, inputs.vocab, inputs.data
+    flags = flags_of(args, data_dir=inputs.data_dir)
     settings = from_flags(TrainSettings, args)
     output_dir = stamp_dir(args.model_save_dir)
     if not args.do_train:
         metrics, model = evaluate_snapshot(settings, model_dir, data, "dev")
-        path = write_results(args.result_dir or output_dir, metrics, flags_of(args), model, model_dir, {"role": "mft"})
+        path = write_results(args.result_dir or output_dir, metrics, flags, model, model_dir, {"role": "mft"})
         print(f"[mft] dev accuracy {metrics['accuracy']:.4f}; results in {path}")
         return {"eval": metrics, "snapshot": model_dir}
     domains = _domains(data)
-    scores = load_weights(args.data_dir, len(data.examples["train"]))
+    scores = load_weights(inputs.data_dir, len(data.examples["train"]))
     model, config, _ = load_classifier(model_dir, len(data.labels))
     layers = choose_layers(args.layer_indexes, config.num_hidden_layers)
     model = distributed.setup_model(model, args.device)
@@ -298,7 +324,7 @@ def run_meta_finetuning(args) -> dict:
     objective = MetaFineTuningObjective(model, head, args.domain_loss_weight)
     train = data.loader("train", args.batch_size_per_device, train=True, seed=args.seed, with_domain=True,
                         weights=scores)
-    keep_weights(args.data_dir, scores)
+    keep_weights(inputs.data_dir, scores)
     train = WithShuffledDomains(train, seed=args.seed)
     dev = data.loader("dev", args.eval_batch_size_per_device, train=False, seed=args.seed, rank=0, world_size=1,
                       with_domain=True)
@@ -310,7 +336,7 @@ def run_meta_finetuning(args) -> dict:
               "layer_indexes": layers, "domain_loss_weight": args.domain_loss_weight})
     metrics = _best_metrics(loop)
     if distributed.rank() == 0:
-        path = write_results(args.result_dir or output_dir, metrics, flags_of(args), model, loop.best_snapshot,
+        path = write_results(args.result_dir or output_dir, metrics, flags, model, loop.best_snapshot,
                              {"role": "mft", "best_step": loop.best_step, "layer_indexes": layers,
                               "domains": domains, "train_seconds": loop.train_seconds})
         print(f"[mft] best dev accuracy {metrics['accuracy']:.4f} at step {loop.best_step}; meta learner in "
@@ -345,7 +371,9 @@ def meta_finetuning_main(argv=None) -> None:
 def run_finetuning(args) -> dict:
     """Plain fine-tuning on one domain's K-shot data (best dev), then dev and test metrics."""
     splits = ("train", "dev", "test") if args.do_test else ("train", "dev")
-    model_dir, vocab, data = _prepare(args, splits)
+    inputs = _prepare(args, splits)
+    model_dir, vocab, data = inputs.model_dir, inputs.vocab, inputs.data
+    flags = flags_of(args, data_dir=inputs.data_dir)
     settings = from_flags(TrainSettings, args)
     output_dir = default_output_dir(args.model_save_dir, args.task_name, "finetune")
     snapshot, dev_metrics, model, result = model_dir, None, None, {}
@@ -371,7 +399,7 @@ def run_finetuning(args) -> dict:
         if distributed.rank() == 0:
             extra = {"role": "finetune", "init": model_dir, "eval_split": "test" if test_metrics else "dev",
                      "dev": dev_metrics, "test": test_metrics}
-            path = write_results(args.result_dir or output_dir, shown, flags_of(args), model, snapshot, extra)
+            path = write_results(args.result_dir or output_dir, shown, flags, model, snapshot, extra)
             test_text = f", test accuracy {test_metrics['accuracy']:.4f}" if test_metrics else ""
             print(f"[finetune] {args.task_name}: dev accuracy {dev_metrics['accuracy']:.4f}{test_text}; "
                   f"snapshot {snapshot}; results in {path}")

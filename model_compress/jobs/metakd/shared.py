@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Sequence
 
 import numpy as np
 
-from model_compress.cli import fail, seed_everything
+from model_compress.cli import fail
 from model_compress.distill.metakd import MetaTeacherOutputs
 from model_compress.distill.metakd_dump import DUMP_KIND, dump_layers, dump_table, read_dump_index, write_teacher_dump
 from model_compress.distill.teacher_cache import cache_key, load_cache
 from model_compress.jobs import mft
 from model_compress.jobs.common import (
     TaskData,
-    load_task_data,
     loop_config,
     save_classifier,
     task_domains,
@@ -34,14 +34,11 @@ def note(message: str) -> None:
         print(f"[metakd] {message}", file=sys.stderr)
 
 
-def prepare(args, model_path: str | None, splits: Sequence[str], student: bool = False
-            ) -> tuple[str, str, TaskData]:
-    """Seed, model dir, vocab and task data, with the seeds' path fallbacks (see jobs/mft.py)."""
-    seed_everything(args.seed)
-    model_dir = mft.resolve_model(model_path)
-    vocab = mft.resolve_vocab(model_dir, args.vocab_file)
-    args.data_dir = mft.resolve_data_dir(args.data_dir)
-    return model_dir, vocab, load_task_data(from_flags(DataSettings, args), vocab, splits, model_dir, student)
+def prepare(args: argparse.Namespace, model_path: str | None, splits: Sequence[str], student: bool = False
+            ) -> mft.RunInputs:
+    """Seed, model dir, vocab and task data from the flags, with the seeds' path fallbacks (see jobs/mft.py)."""
+    return mft.prepare_inputs(from_flags(DataSettings, args), args.seed, model_path, args.vocab_file, splits,
+                              student)
 
 
 def domain_names(data: TaskData) -> list[str]:
