@@ -42,8 +42,8 @@ from model_compress.jobs.metakd.shared import (
     prepare,
     teacher_layers,
 )
+from model_compress.jobs.pipelines.student import build_student
 from model_compress.jobs.settings import StudentSettings, TrainSettings, from_flags
-from model_compress.jobs.student import build_student
 from model_compress.modeling.bert import BertForSequenceClassification
 from model_compress.modeling.checkpoint import SNAPSHOT_JSON, load_state_into, module_state_numpy, snapshot_format
 from model_compress.modeling.config import BertConfig
