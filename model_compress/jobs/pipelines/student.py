@@ -15,6 +15,7 @@ from model_compress.distill.objectives import (
     WithOnlineTeacher,
 )
 from model_compress.distill.teacher_cache import TeacherFileError, cached_teacher_outputs, read_logits_file
+from model_compress.jobs import settings as cfg
 from model_compress.jobs.common import (
     TaskData,
     evaluate_snapshot,
@@ -26,14 +27,6 @@ from model_compress.jobs.common import (
     resolve_model_dir,
     write_results,
 )
-from model_compress.jobs.settings import (
-    DataSettings,
-    KDSettings,
-    PKDSettings,
-    RunSettings,
-    StudentSettings,
-    TrainSettings,
-)
 from model_compress.modeling.bert import BertForSequenceClassification
 from model_compress.modeling.config import BertConfig
 from model_compress.training import distributed
@@ -41,7 +34,7 @@ from model_compress.training.objectives import ClassificationObjective
 from model_compress.training.sources import WithCachedTargets
 
 
-def build_student(spec: StudentSettings, num_labels: int, reference_dir: str
+def build_student(spec: cfg.StudentSettings, num_labels: int, reference_dir: str
                   ) -> tuple[BertForSequenceClassification, BertConfig]:
     """The student model: loaded from --student_model, or random with a config derived from a reference."""
     if not spec.from_scratch:
@@ -66,7 +59,7 @@ def build_student(spec: StudentSettings, num_labels: int, reference_dir: str
 
 
 def evaluate_and_report(
-    settings: TrainSettings, flags: dict, snapshot: str, data: TaskData, result_dir: str, role: str
+    settings: cfg.TrainSettings, flags: dict, snapshot: str, data: TaskData, result_dir: str, role: str
 ) -> dict:
     """Dev metrics of a snapshot, written to ``result_dir``/results_eval.json (rank 0) and printed."""
     metrics, model = evaluate_snapshot(settings, snapshot, data, "dev", student=role.startswith("student"))
@@ -77,8 +70,8 @@ def evaluate_and_report(
 
 
 def train_kd(
-    run: RunSettings, data_settings: DataSettings, settings: TrainSettings, student: StudentSettings,
-    kd: KDSettings,
+    run: cfg.RunSettings, data_settings: cfg.DataSettings, settings: cfg.TrainSettings, student: cfg.StudentSettings,
+    kd: cfg.KDSettings,
 ) -> dict:
     """Vanilla KD of a student from a teacher logits file (best dev snapshot), then its dev metrics."""
     reference = resolve_model_dir(student.student_model)
@@ -126,8 +119,8 @@ def pkd_layers(variant: str, mapping: str, student_layers: int, teacher_layers: 
 
 
 def train_pkd(
-    run: RunSettings, data_settings: DataSettings, settings: TrainSettings, spec: StudentSettings,
-    pkd: PKDSettings,
+    run: cfg.RunSettings, data_settings: cfg.DataSettings, settings: cfg.TrainSettings, spec: cfg.StudentSettings,
+    pkd: cfg.PKDSettings,
 ) -> dict:
     """BERT-PKD (soft labels + patient loss, teacher online or cached), then the student's dev metrics."""
     output_dir = run.model_save_dir or os.path.join("output", f"student-pkd-{settings.task_name}")
@@ -184,7 +177,7 @@ def train_pkd(
 
 
 def train_no_teacher(
-    run: RunSettings, data_settings: DataSettings, settings: TrainSettings, spec: StudentSettings
+    run: cfg.RunSettings, data_settings: cfg.DataSettings, settings: cfg.TrainSettings, spec: cfg.StudentSettings
 ) -> dict:
     """Plain fine-tuning of a student on hard labels (no teacher signal), then its dev metrics."""
     reference = resolve_model_dir(spec.student_model)
