@@ -42,6 +42,7 @@ from model_compress.jobs.metakd.shared import (
     prepare,
     teacher_layers,
 )
+from model_compress.jobs.pipelines import mft as mft_runs
 from model_compress.jobs.pipelines.student import build_student
 from model_compress.jobs.settings import StudentSettings, TrainSettings, from_flags
 from model_compress.modeling.bert import BertForSequenceClassification
@@ -236,10 +237,10 @@ def run_meta_distill(args) -> dict:
                                              s_config.num_hidden_layers, refresh=args.refresh_teacher_cache)
         del teacher
         count = len(data.examples["train"])
-        scores = mft.load_weights(inputs.data_dir, count)
+        scores = mft_runs.load_weights(inputs.data_dir, count)
         loader = data.loader("train", args.batch_size_per_device, train=True, seed=args.seed, with_domain=True,
                              weights=scores)
-        mft.keep_weights(inputs.data_dir, scores)
+        mft_runs.keep_weights(inputs.data_dir, scores)
         try:
             source = RowSubset(loader, _genre_rows(loader, args.genre, domains))
         except ValueError as exc:

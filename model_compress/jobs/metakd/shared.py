@@ -20,6 +20,7 @@ from model_compress.jobs.common import (
     save_classifier,
     task_domains,
 )
+from model_compress.jobs.pipelines import mft as mft_runs
 from model_compress.jobs.settings import DataSettings, TrainSettings, from_flags
 from model_compress.modeling.config import BertConfig
 from model_compress.training import distributed
@@ -35,7 +36,7 @@ def note(message: str) -> None:
 
 
 def prepare(args: argparse.Namespace, model_path: str | None, splits: Sequence[str], student: bool = False
-            ) -> mft.RunInputs:
+            ) -> mft_runs.RunInputs:
     """Seed, model dir, vocab and task data from the flags, with the seeds' path fallbacks (see jobs/mft.py)."""
     return mft.prepare_inputs(from_flags(DataSettings, args), args.seed, model_path, args.vocab_file, splits,
                               student)
@@ -57,7 +58,7 @@ def genre_id(genre: str, domains: Sequence[str]) -> int | None:
 
 def optional_weights(data_dir: str, count: int) -> np.ndarray | None:
     """The prototypical scores when preprocess.py wrote them, else None."""
-    return mft.load_weights(data_dir, count) if os.path.isfile(mft.weight_path(data_dir)) else None
+    return mft_runs.load_weights(data_dir, count) if os.path.isfile(mft_runs.weight_path(data_dir)) else None
 
 
 def dev_source(data: TaskData, settings: TrainSettings):
@@ -102,11 +103,11 @@ def ensure_teacher_dump(settings: TrainSettings, dump_dir: str | None, teacher_d
     """
     domains = domain_names(data)
     count = len(data.examples["train"])
-    scores = mft.load_weights(data.data_dir, count)  # the split carries the prototypical scores
+    scores = mft_runs.load_weights(data.data_dir, count)  # the split carries the prototypical scores
     batch = settings.eval_batch_size_per_device
     source = data.loader("train", batch, train=False, seed=settings.seed, rank=0, world_size=1, with_domain=True,
                          weights=scores)
-    mft.keep_weights(data.data_dir, scores)
+    mft_runs.keep_weights(data.data_dir, scores)
     attention, hidden = teacher_layers(student_layers, teacher_config)
     spec = {"kind": DUMP_KIND, "attention_layers": attention, "hidden_layers": hidden,
             "vocab_hash": source.meta.get("vocab_hash"), "labels": data.labels, "domains": domains}

@@ -36,6 +36,7 @@ from model_compress.jobs.metakd.shared import (
     optional_weights,
     prepare,
 )
+from model_compress.jobs.pipelines import mft as mft_runs
 from model_compress.jobs.settings import TrainSettings, from_flags
 from model_compress.training import distributed
 from model_compress.training.domains import make_domain_evaluator, per_domain
@@ -92,10 +93,10 @@ def run_meta_teacher(args) -> dict:
         print(f"[metakd] meta-teacher dev accuracy {metrics['accuracy']:.4f}; results in {path}")
         return {"eval": metrics, "snapshot": model_dir}
     count = len(data.examples["train"])
-    scores = mft.load_weights(inputs.data_dir, count) if args.use_sample_weights else \
+    scores = mft_runs.load_weights(inputs.data_dir, count) if args.use_sample_weights else \
         optional_weights(inputs.data_dir, count)
     model, config, _ = load_classifier(model_dir, len(data.labels))
-    layers = mft.choose_layers(args.layer_indexes, config.num_hidden_layers)
+    layers = mft_runs.choose_layers(args.layer_indexes, config.num_hidden_layers)
     model = distributed.setup_model(model, args.device)
     head = distributed.setup_model(
         DomainCorruptionHead(config.hidden_size, len(domains), layers, config.initializer_range), args.device)
@@ -104,7 +105,7 @@ def run_meta_teacher(args) -> dict:
     train = data.loader("train", args.batch_size_per_device, train=True, seed=args.seed, with_domain=True,
                         weights=scores)
     if scores is not None:
-        mft.keep_weights(inputs.data_dir, scores)
+        mft_runs.keep_weights(inputs.data_dir, scores)
     if not args.use_sample_weights:
         train = WithUnitWeights(train)
     train = WithShuffledDomains(train, seed=args.seed)
