@@ -38,7 +38,12 @@ from model_compress.modeling.bert import BertForSequenceClassification, BertMode
 from model_compress.modeling.checkpoint import load_state_into, module_state_numpy, select_prefix
 from model_compress.modeling.config import BertConfig
 from model_compress.training import distributed
-from model_compress.training.resume import list_snapshots, load_newest_snapshot, save_step_snapshot
+from model_compress.training.resume import (
+    SnapshotShapeMismatch,
+    list_snapshots,
+    load_newest_snapshot,
+    save_step_snapshot,
+)
 from model_compress.training.steps import NonFiniteLoss, StepConfig, amp_active, build_step, run_steps
 
 ROLE = "general_distill_student"
@@ -243,8 +248,9 @@ def run(args) -> dict:
     student = BertForSequenceClassification(config)
     try:
         start_step, path = load_newest_snapshot(args.output_dir, student, config) if args.resume else (0, None)
-    except ValueError as exc:
-        fail(f"{exc}; use another --output_dir or --resume False")
+    except SnapshotShapeMismatch as exc:
+        fail(f"{exc.path} holds a student of another shape than the flags ask for; use another --output_dir "
+             "or --resume False")
     if path and is_main:
         print(f"[general_distill] resuming from {path} (step {start_step}); Adam moments restart", file=sys.stderr)
     elif not args.resume and list_snapshots(args.output_dir) and is_main:

@@ -53,9 +53,17 @@ def save_step_snapshot(
     return path
 
 
+class SnapshotShapeMismatch(ValueError):
+    """A step snapshot holds a model of another shape than the run asks for."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} holds a model of another shape than asked for")
+        self.path = path
+
+
 def load_newest_snapshot(output_dir: str, module: nn.Module, config: BertConfig) -> tuple[int, str | None]:
     """Load the newest step snapshot of ``output_dir`` into ``module``: ``(step, path)``, or ``(0, None)`` when
-    there is none. Raises ``ValueError`` when the snapshot holds a model of another shape than ``config``
+    there is none. Raises ``SnapshotShapeMismatch`` when the snapshot holds a model of another shape than ``config``
     (the label count aside)."""
     snapshots = list_snapshots(output_dir)
     if not snapshots:
@@ -63,7 +71,7 @@ def load_newest_snapshot(output_dir: str, module: nn.Module, config: BertConfig)
     step, path = snapshots[-1]
     state, saved_config, _ = load_snapshot(path)
     if saved_config is not None and saved_config.replace(num_labels=config.num_labels) != config:
-        raise ValueError(f"{path} holds a model of another shape than asked for")
+        raise SnapshotShapeMismatch(path)
     load_state_into(module, state, verbose=False)
     return step, path
 
