@@ -9,11 +9,14 @@ import numpy as np
 import oneflow as flow
 import pytest
 
+from model_compress.data.corpus import shard_files
 from model_compress.data.tokenization import FullTokenizer
 from model_compress.jobs import general_distill as gd
 from model_compress.modeling.bert import BertForSequenceClassification
 from model_compress.modeling.checkpoint import load_snapshot, module_state_numpy, save_snapshot
 from model_compress.modeling.config import BertConfig
+from model_compress.training.resume import lr_at
+from model_compress.training.steps import resumed_step_optimization
 
 WORDS = "the a book film kettle plot screen is was very not good bad great dull and but it".split()
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", *WORDS, ".", "!"]
@@ -101,9 +104,9 @@ def test_stream_batches_shape_mask_and_skip(tiny_setup):
 
 def test_files_are_sharded_across_ranks(tiny_setup):
     files = [f"f{i}" for i in range(5)]
-    shards = [gd.shard_files(files, r, 2) for r in range(2)]
+    shards = [shard_files(files, r, 2) for r in range(2)]
     assert sorted(shards[0] + shards[1]) == files and not set(shards[0]) & set(shards[1])
-    assert gd.shard_files(files[:1], 1, 2) == files[:1]  # more ranks than files: share
+    assert shard_files(files[:1], 1, 2) == files[:1]  # more ranks than files: share
 
 
 def test_make_corpus_splits_sentences_and_dedupes(tmp_path):
@@ -124,13 +127,13 @@ def test_resumed_schedule_continues_the_learning_rate(start):
     module = flow.nn.Linear(2, 2)
     args = gd.build_parser().parse_args(["--input_dir", "x", "--output_dir", "y", "--max_steps", "10",
                                          "--learning_rate", "1.0", "--eager"])
-    optimizer, scheduler = gd.build_resumed_optimization(module, args, start, warmup_steps=4)
+    optimizer, scheduler = resumed_step_optimization(module, gd.step_config(args, warmup_steps=4), start)
     seen = []
     for _ in range(start, 10):
         seen.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
-    expected = [gd.lr_at(step, 1.0, 10, 4) for step in range(start, 10)]
+    expected = [lr_at(step, 1.0, 10, 4) for step in range(start, 10)]
     np.testing.assert_allclose(seen, expected, atol=1e-6)
 
 

@@ -254,9 +254,11 @@ def save_classifier(
     return path
 
 
-def flags_of(args: argparse.Namespace) -> dict:
-    """The scalar flags of a run, as recorded in results files."""
-    return {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool)) or v is None}
+def flags_of(args: argparse.Namespace, **resolved: object) -> dict:
+    """The scalar flags of a run, as recorded in results files; ``resolved`` replaces flags by the values used
+    (e.g. a --data_dir found under the repository root)."""
+    flags = {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool)) or v is None}
+    return {**flags, **resolved}
 
 
 def write_results(path_dir: str, metrics: dict, flags: dict, model: flow.nn.Module, snapshot: str | None,

@@ -20,45 +20,31 @@ and only a bounded shuffle buffer of sequences is held in memory. Files are shar
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 
 import numpy as np
-import oneflow as flow
 from oneflow import nn
-from tqdm import tqdm
 
 from model_compress.cli import add_bool, fail, positive_int, seed_everything, user_errors
-from model_compress.data.corpus import (  # noqa: F401 (shard_files: kept importable from this module)
-    CorpusStream,
-    list_corpus_files,
-    make_corpus,
-    shard_files,
-)
+from model_compress.data.corpus import CorpusStream, list_corpus_files, make_corpus
 from model_compress.data.tokenization import FullTokenizer
 from model_compress.distill.minilm import RelationDistillation, encoder_layer_of
 from model_compress.jobs.common import classifier_state, find_vocab, load_model_snapshot, resolve_model_dir
 from model_compress.modeling.bert import BertForSequenceClassification, BertModel
-from model_compress.modeling.checkpoint import (
-    load_snapshot,
-    load_state_into,
-    module_state_numpy,
-    save_snapshot,
-    select_prefix,
-)
+from model_compress.modeling.checkpoint import load_state_into, module_state_numpy, select_prefix
 from model_compress.modeling.config import BertConfig
 from model_compress.training import distributed
-from model_compress.training.graph import make_train_step
 from model_compress.training.resume import (
-    SNAPSHOT_PREFIX,
+    SnapshotShapeMismatch,
     list_snapshots,
-    lr_at,
-    prune_snapshots,
-    resumed_optimization,
+    load_newest_snapshot,
+    save_step_snapshot,
 )
+from model_compress.training.steps import NonFiniteLoss, StepConfig, amp_active, build_step, run_steps
 
 ROLE = "general_distill_student"
 STUDENT_TYPES = ("ppminilm", "bert", "ernie", "roberta")  # all mean: a BERT-architecture student here
@@ -161,13 +147,17 @@ def check_relation_heads(num_relation_heads: int, widths: Sequence[int]) -> None
          f"valid: {choices}")
 
 
-def build_resumed_optimization(
-    module: nn.Module, args: argparse.Namespace, start_step: int, warmup_steps: int
-) -> tuple[flow.optim.Optimizer, object]:
-    """The flags' AdamW and a schedule continuing from ``start_step`` (see ``training.resume``)."""
-    fused = args.device.startswith("cuda") and not args.eager  # the fused kernel is CUDA-only
-    return resumed_optimization(module, args.learning_rate, args.weight_decay, args.max_grad_norm, args.max_steps,
-                                start_step, warmup_steps, fused=fused)
+def step_config(args: argparse.Namespace, warmup_steps: int | None = None) -> StepConfig:
+    """The step run the flags ask for (``warmup_steps`` default: --warmup_steps, or --warmup_proportion)."""
+    if warmup_steps is None:
+        warmup_steps = (args.warmup_steps if args.warmup_steps >= 0
+                        else int(round(args.warmup_proportion * args.max_steps)))
+    return StepConfig(
+        max_steps=args.max_steps, learning_rate=args.learning_rate, weight_decay=args.weight_decay,
+        max_grad_norm=args.max_grad_norm, warmup_steps=warmup_steps, logging_steps=args.logging_steps,
+        save_steps=args.save_steps, device=args.device, eager=args.eager, use_amp=args.use_amp,
+        sequences_per_step=args.batch_size * distributed.world_size(), desc="general_distill",
+    )
 
 
 def student_state(student: nn.Module) -> dict[str, np.ndarray]:
@@ -258,21 +248,18 @@ def run(args) -> dict:
               file=sys.stderr)
 
     student = BertForSequenceClassification(config)
-    start_step = 0
-    snapshots = list_snapshots(args.output_dir)
-    if snapshots and args.resume:
-        start_step, path = snapshots[-1]
-        state, saved_cfg, _ = load_snapshot(path)
-        if saved_cfg is not None and saved_cfg.replace(num_labels=config.num_labels) != config:
-            fail(f"{path} holds a student of another shape than the flags ask for; use another --output_dir "
-                 "or --resume False")
-        load_state_into(student, state, verbose=False)
-        if is_main:
-            print(f"[general_distill] resuming from {path} (step {start_step}); Adam moments restart", file=sys.stderr)
-    elif snapshots and is_main:
+    try:
+        start_step, path = load_newest_snapshot(args.output_dir, student, config) if args.resume else (0, None)
+    except SnapshotShapeMismatch as exc:
+        fail(f"{exc.path} holds a student of another shape than the flags ask for; use another --output_dir "
+             "or --resume False")
+    if path and is_main:
+        print(f"[general_distill] resuming from {path} (step {start_step}); Adam moments restart", file=sys.stderr)
+    elif not args.resume and list_snapshots(args.output_dir) and is_main:
         print(f"[general_distill] --resume False: starting over; snapshots in {args.output_dir} will be replaced",
               file=sys.stderr)
-    if args.use_amp and (args.device == "cpu" or args.eager) and is_main:
+    config_run = step_config(args)
+    if args.use_amp and not amp_active(config_run) and is_main:
         print("[general_distill] --use_amp is ignored on CPU and in eager mode", file=sys.stderr)
 
     objective = RelationDistillation(student, teacher, s_layer, t_layer, args.num_relation_heads,
@@ -286,80 +273,39 @@ def run(args) -> dict:
     }
 
     def save(step: int, loss: float | None) -> str:
-        state = student_state(student)  # collective in multi-process runs: every rank calls it
-        path = os.path.join(args.output_dir, f"{SNAPSHOT_PREFIX}{step}")
-        if is_main:
-            save_snapshot(state, path, config, {**meta, "step": step, "loss": loss},
-                          extra_files={"vocab.txt": vocab})
-            prune_snapshots(args.output_dir, args.keep_last)
-        distributed.barrier()
-        return path
+        return save_step_snapshot(student_state(student), args.output_dir, step, config,
+                                  {**meta, "step": step, "loss": loss}, {"vocab.txt": vocab}, args.keep_last)
 
-    result = {"step": start_step, "snapshot": None, "losses": [], "seconds": 0.0}
     if start_step >= args.max_steps:
-        existing = dict(snapshots)
-        result["snapshot"] = existing.get(start_step) if args.resume else None
-        if result["snapshot"] is None:
-            result["snapshot"] = save(start_step, None)
+        snapshot = path or save(start_step, None)
         if is_main:
             print(f"[general_distill] nothing to train: step {start_step} >= --max_steps {args.max_steps}; "
-                  f"student at {result['snapshot']}")
-        return result
+                  f"student at {snapshot}")
+        return {"step": start_step, "snapshot": snapshot, "losses": [], "seconds": 0.0}
 
-    warmup = args.warmup_steps if args.warmup_steps >= 0 else int(round(args.warmup_proportion * args.max_steps))
-    optimizer, scheduler = build_resumed_optimization(objective, args, start_step, warmup)
-    step_fn = make_train_step(objective, optimizer, scheduler, eager=args.eager)
-    teacher.eval()  # make_train_step put the whole objective in training mode
-    if args.use_amp and args.device != "cpu" and not args.eager:
-        step_fn.config.enable_amp(True)
-        step_fn.set_grad_scaler(flow.amp.GradScaler(init_scale=2**15, growth_factor=2.0, backoff_factor=0.5,
-                                                    growth_interval=2000))
-
-    tokenizer = FullTokenizer(vocab, do_lower_case=args.do_lower_case)
+    step_fn = build_step(objective, config_run, start_step)
+    teacher.eval()  # build_step put the whole objective in training mode
     try:
         files = list_corpus_files(args.input_dir)
     except FileNotFoundError as exc:
         fail(str(exc))
-    stream = CorpusStream(files, tokenizer, args.max_seq_length, args.seed, rank, world, args.pack,
-                          args.shuffle_buffer)
-    batches = stream.batches(args.batch_size, skip=start_step)
+    stream = CorpusStream(files, FullTokenizer(vocab, do_lower_case=args.do_lower_case), args.max_seq_length,
+                          args.seed, rank, world, args.pack, args.shuffle_buffer)
     if is_main:
         print(f"[general_distill] teacher {teacher_dir} layer {t_layer} -> student {config.num_hidden_layers}x"
               f"{config.hidden_size} ({config.num_attention_heads} heads) layer {s_layer}; {len(files)} corpus files; "
               f"relation heads {args.num_relation_heads}, alpha {args.alpha}, beta {args.beta}", file=sys.stderr)
-
-    bar = tqdm(total=args.max_steps, initial=start_step, desc="general_distill", unit="step", disable=not is_main)
-    start, window_start, window_steps = time.perf_counter(), time.perf_counter(), 0
-    step, loss_value = start_step, None
-    while step < args.max_steps:
-        batch = next(batches)
-        inputs = [distributed.shard_batch_tensor(flow.tensor(batch[name])) for name in objective.input_names]
-        outputs = step_fn(*inputs)
-        step += 1
-        window_steps += 1
-        bar.update(1)
-        if step % args.logging_steps == 0 or step == args.max_steps:
-            loss_value = float(distributed.to_local_numpy(outputs[0]))
-            if not np.isfinite(loss_value):
-                fail(f"the loss became {loss_value} at step {step}: lower --learning_rate")
-            result["losses"].append((step, loss_value))
-            elapsed = time.perf_counter() - window_start
-            rate = window_steps * args.batch_size * world / max(elapsed, 1e-9)
-            lr = lr_at(step, args.learning_rate, args.max_steps, warmup)
-            bar.set_postfix(loss=f"{loss_value:.4f}")
-            if is_main:
-                tqdm.write(f"step {step}: loss {loss_value:.5f}, lr {lr:.3e}, {rate:.1f} sequences/s")
-            window_start, window_steps = time.perf_counter(), 0
-        if step % args.save_steps == 0 or step == args.max_steps:
-            result["snapshot"] = save(step, loss_value)
-    bar.close()
-    result["step"] = step
-    result["seconds"] = time.perf_counter() - start
+    try:
+        done = run_steps(step_fn, list(objective.input_names), stream.batches(args.batch_size, skip=start_step),
+                         start_step, save, config_run)
+    except NonFiniteLoss as exc:
+        fail(f"{exc}: lower --learning_rate")
+    result = dataclasses.asdict(done)
     if is_main:
         with open(os.path.join(args.output_dir, "general_distill_log.json"), "a", encoding="utf-8") as f:
-            f.write(json.dumps({"start_step": start_step, "step": step, "seconds": round(result["seconds"], 1),
-                                "losses": result["losses"], "snapshot": result["snapshot"]}) + "\n")
-        print(f"[general_distill] step {step}: student snapshot {result['snapshot']}")
+            f.write(json.dumps({"start_step": start_step, "step": done.step, "seconds": round(done.seconds, 1),
+                                "losses": done.losses, "snapshot": done.snapshot}) + "\n")
+        print(f"[general_distill] step {done.step}: student snapshot {done.snapshot}")
     return result
 
 

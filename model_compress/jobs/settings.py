@@ -11,7 +11,7 @@ S = TypeVar("S")
 
 def from_flags(cls: type[S], args: argparse.Namespace, **overrides: Any) -> S:
     """``cls`` (a settings dataclass) filled from the flags of the same names, then ``overrides``."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.name not in overrides}
     values.update(overrides)
     return cls(**values)
 
@@ -59,3 +59,48 @@ class StudentSettings:
     student_hidden_size: int = 0
     student_num_attention_heads: int = 0
     student_intermediate_size: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """What a run does and where it writes (the run flags), and the flags recorded in results files."""
+
+    do_train: bool
+    do_eval: bool
+    batch_size_per_device: int
+    model_save_dir: str | None
+    result_dir: str
+    vocab_file: str | None
+    flags: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class KDSettings:
+    """Vanilla KD: the teacher logits file, soft-label temperature and weight."""
+
+    teacher_logits: str | None
+    temperature: float
+    alpha: float
+
+
+@dataclasses.dataclass(frozen=True)
+class PKDSettings:
+    """BERT-PKD: the teacher, loss weights, layer mapping and how the teacher's outputs are obtained."""
+
+    teacher_model: str | None
+    temperature: float
+    kd_alpha: float
+    kd_beta: float
+    pkd_mapping: str
+    pkd_variant: str
+    teacher_mode: str
+    refresh_teacher_cache: bool
+    serve_for_online: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class MFTSettings:
+    """Meta fine-tuning: the domain-corruption layers (None: scaled defaults) and loss weight."""
+
+    layer_indexes: str | None
+    domain_loss_weight: float

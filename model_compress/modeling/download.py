@@ -12,7 +12,7 @@ An archive is fetched to a hidden temporary directory beside DEST, its sha256 ch
 manifest, unpacked there with every member checked (no absolute paths, no ``..``, no links or
 files resolving outside the unpack directory, no device files), and only then renamed to DEST.
 Nothing is left behind on failure. When the host cannot be reached the error says what to do.
-The unpacking checks live in ``archive``. Standard library only.
+The unpacking checks live in ``archive``; the swap into place is ``checkpoint.atomic.install_dir``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from model_compress.modeling.archive import (
     safe_unpack,
     single_top_dir,
 )
+from model_compress.modeling.checkpoint.atomic import install_dir
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_MANIFEST = os.path.join(REPO_ROOT, "models", "manifest.json")
@@ -251,16 +252,7 @@ def download_snapshot(
         os.makedirs(unpacked)
         safe_unpack(archive, unpacked, fmt, entry.get("root", ""))
         ready = unpacked if entry.get("root") else single_top_dir(unpacked)
-        if os.path.lexists(dest):
-            old = os.path.join(work, "old")
-            os.rename(dest, old)
-            try:
-                os.rename(ready, dest)
-            except BaseException:
-                os.rename(old, dest)
-                raise
-        else:
-            os.rename(ready, dest)
+        install_dir(ready, dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return dest

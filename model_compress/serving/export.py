@@ -18,12 +18,12 @@ import dataclasses
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from model_compress.modeling.checkpoint import check_state_shapes, load_snapshot, load_state_into
+from model_compress.modeling.checkpoint.atomic import install_dir, sibling
 from model_compress.modeling.config import BertConfig
 from model_compress.serving import ServingError
 from model_compress.serving.parity import ParityError, ParityResult, compare_logits
@@ -154,11 +154,6 @@ def build_oneflow_model(state: Mapping[str, np.ndarray], config: BertConfig):
     return model.eval()
 
 
-def _sibling(path: str, tag: str) -> str:
-    parent, name = os.path.split(os.path.abspath(path))
-    return os.path.join(parent, f".{name}.{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
 def check_output_dir(output_dir: str, force: bool, source: str) -> None:
     """Refuse an existing output without ``force``, a file in its place, or one that holds the source."""
     target, origin = os.path.realpath(output_dir), os.path.realpath(source)
@@ -169,21 +164,6 @@ def check_output_dir(output_dir: str, force: bool, source: str) -> None:
             raise ServingError(f"--output_dir {output_dir} exists and is not a directory")
         if not force:
             raise ServingError(f"--output_dir {output_dir} already exists; pass --force to replace it")
-
-
-def _move_into_place(tmp: str, output_dir: str) -> None:
-    """Rename ``tmp`` to ``output_dir``; an existing directory is set aside first and removed after."""
-    aside = _sibling(output_dir, "old") if os.path.lexists(output_dir) else None
-    if aside:
-        os.rename(output_dir, aside)
-    try:
-        os.rename(tmp, output_dir)
-    except BaseException:
-        if aside:
-            os.rename(aside, output_dir)
-        raise
-    if aside:
-        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _write_onnx_folder(tmp: str, servable: Servable, vocab_file: str, do_lower_case: bool) -> list[str]:
@@ -237,7 +217,7 @@ def export_servable(
     reference = run_batch(OneFlowRunner(build_oneflow_model(servable.state, servable.config), eager=True),
                           parity_inputs)
     os.makedirs(os.path.dirname(os.path.abspath(output_dir)), exist_ok=True)
-    tmp = _sibling(output_dir, "tmp")
+    tmp = sibling(output_dir, "tmp")
     os.makedirs(tmp)
     try:
         if fmt == "hf":
@@ -248,7 +228,7 @@ def export_servable(
                                 TOLERANCE if tolerance is None else tolerance)
         if not parity.ok:
             raise ParityError(f"{fmt} export of {servable.source} failed the parity check: {parity.describe()}")
-        _move_into_place(tmp, output_dir)
+        install_dir(tmp, output_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -7,13 +7,17 @@ import os
 import re
 import shutil
 
+import numpy as np
 import oneflow as flow
 from oneflow import nn
 
-from model_compress.modeling.checkpoint import SNAPSHOT_JSON
+from model_compress.modeling.checkpoint import SNAPSHOT_JSON, load_snapshot, load_state_into, save_snapshot
+from model_compress.modeling.config import BertConfig
+from model_compress.training import distributed
 from model_compress.training.optim import build_optimizer, build_scheduler
 
 SNAPSHOT_PREFIX = "model_"
+
 
 def list_snapshots(output_dir: str, prefix: str = SNAPSHOT_PREFIX) -> list[tuple[int, str]]:
     """Complete ``<prefix><step>`` snapshots (``model_<step>`` by default) in ``output_dir``, sorted by step."""
@@ -33,6 +37,43 @@ def prune_snapshots(output_dir: str, keep_last: int, prefix: str = SNAPSHOT_PREF
     if keep_last > 0:
         for _, old in list_snapshots(output_dir, prefix)[:-keep_last]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def save_step_snapshot(
+    state: dict[str, np.ndarray], output_dir: str, step: int, config: BertConfig, meta: dict,
+    extra_files: dict[str, str] | None = None, keep_last: int = 0,
+) -> str:
+    """``output_dir/model_<step>`` written by rank 0 (older ones pruned to ``keep_last``); every rank returns
+    its path after a barrier. ``state`` must already be gathered (a collective call on every rank)."""
+    path = os.path.join(output_dir, f"{SNAPSHOT_PREFIX}{step}")
+    if distributed.rank() == 0:
+        save_snapshot(state, path, config, meta, extra_files=extra_files)
+        prune_snapshots(output_dir, keep_last)
+    distributed.barrier()
+    return path
+
+
+class SnapshotShapeMismatch(ValueError):
+    """A step snapshot holds a model of another shape than the run asks for."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} holds a model of another shape than asked for")
+        self.path = path
+
+
+def load_newest_snapshot(output_dir: str, module: nn.Module, config: BertConfig) -> tuple[int, str | None]:
+    """Load the newest step snapshot of ``output_dir`` into ``module``: ``(step, path)``, or ``(0, None)`` when
+    there is none. Raises ``SnapshotShapeMismatch`` when the snapshot holds a model of another shape than ``config``
+    (the label count aside)."""
+    snapshots = list_snapshots(output_dir)
+    if not snapshots:
+        return 0, None
+    step, path = snapshots[-1]
+    state, saved_config, _ = load_snapshot(path)
+    if saved_config is not None and saved_config.replace(num_labels=config.num_labels) != config:
+        raise SnapshotShapeMismatch(path)
+    load_state_into(module, state, verbose=False)
+    return step, path
 
 
 def lr_at(step: int, learning_rate: float, total_steps: int, warmup_steps: int) -> float:

@@ -43,8 +43,9 @@ from model_compress.jobs.metakd.shared import (
     prepare,
     teacher_layers,
 )
+from model_compress.jobs.pipelines import mft as mft_runs
+from model_compress.jobs.pipelines.student import build_student
 from model_compress.jobs.settings import StudentSettings, TrainSettings, from_flags
-from model_compress.jobs.student import build_student
 from model_compress.modeling.bert import BertForSequenceClassification
 from model_compress.modeling.checkpoint import SNAPSHOT_JSON, load_state_into, module_state_numpy, snapshot_format
 from model_compress.modeling.config import BertConfig
@@ -220,7 +221,9 @@ def run_meta_distill(args) -> dict:
     student_source = _second_stage_source(args.student_model, output_dir, args.genre) if stage == "second" \
         else args.student_model
     model_path = args.teacher_model if args.do_train else (student_source or DEFAULT_MODEL)
-    model_dir, vocab, data = prepare(args, model_path, ("train", "dev"), student=not args.do_train)
+    inputs = prepare(args, model_path, ("train", "dev"), student=not args.do_train)
+    model_dir, vocab, data = inputs.model_dir, inputs.vocab, inputs.data
+    flags = flags_of(args, data_dir=inputs.data_dir)
     settings = from_flags(TrainSettings, args)
     domains = domain_names(data)
     genre_id(args.genre, domains)
@@ -238,10 +241,10 @@ def run_meta_distill(args) -> dict:
                                              attention=args.attention_loss)
         del teacher
         count = len(data.examples["train"])
-        scores = mft.load_weights(args.data_dir, count)
+        scores = mft_runs.load_weights(inputs.data_dir, count)
         loader = data.loader("train", args.batch_size_per_device, train=True, seed=args.seed, with_domain=True,
                              weights=scores)
-        mft.keep_weights(args.data_dir, scores)
+        mft_runs.keep_weights(inputs.data_dir, scores)
         try:
             source = RowSubset(loader, _genre_rows(loader, args.genre, domains))
         except ValueError as exc:
@@ -284,7 +287,7 @@ def run_meta_distill(args) -> dict:
             snapshot, result["train"] = loop.best_snapshot, loop
             result["eval"] = metrics = best_metrics(loop)
             if distributed.rank() == 0:
-                _report(flags_of(args), args.result_dir or output_dir, args.genre, metrics, student, snapshot,
+                _report(flags, args.result_dir or output_dir, args.genre, metrics, student, snapshot,
                         domains, {"role": role, "stage": stage, "best_step": loop.best_step,
                          "train_seconds": loop.train_seconds, **meta})
     elif args.do_eval:
@@ -294,7 +297,7 @@ def run_meta_distill(args) -> dict:
         student = distributed.setup_model(student, args.device)
         result["eval"] = metrics = make_domain_evaluator(student, dev, domains, args.genre, args.eager)()
         if distributed.rank() == 0:
-            _report(flags_of(args), args.result_dir or output_dir, args.genre, metrics, student, snapshot,
+            _report(flags, args.result_dir or output_dir, args.genre, metrics, student, snapshot,
                     domains, {"role": "student-eval"})
     result["snapshot"] = snapshot
     return result

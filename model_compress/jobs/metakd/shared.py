@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Sequence
 
 import numpy as np
 
-from model_compress.cli import fail, seed_everything
+from model_compress.cli import fail
 from model_compress.distill.metakd import ATTENTION_KINDS, MetaTeacherOutputs
 from model_compress.distill.metakd_dump import DUMP_KIND, dump_layers, dump_table, write_teacher_dump
 from model_compress.distill.teacher_cache import cache_key, cache_source, checked_cache, load_cache
 from model_compress.jobs import mft
 from model_compress.jobs.common import (
     TaskData,
-    load_task_data,
     loop_config,
     save_classifier,
     task_domains,
 )
+from model_compress.jobs.pipelines import mft as mft_runs
 from model_compress.jobs.settings import DataSettings, TrainSettings, from_flags
 from model_compress.modeling.config import BertConfig
 from model_compress.training import distributed
@@ -41,14 +42,11 @@ def note(message: str) -> None:
         print(f"[metakd] {message}", file=sys.stderr)
 
 
-def prepare(args, model_path: str | None, splits: Sequence[str], student: bool = False
-            ) -> tuple[str, str, TaskData]:
-    """Seed, model dir, vocab and task data, with the seeds' path fallbacks (see jobs/mft.py)."""
-    seed_everything(args.seed)
-    model_dir = mft.resolve_model(model_path)
-    vocab = mft.resolve_vocab(model_dir, args.vocab_file)
-    args.data_dir = mft.resolve_data_dir(args.data_dir)
-    return model_dir, vocab, load_task_data(from_flags(DataSettings, args), vocab, splits, model_dir, student)
+def prepare(args: argparse.Namespace, model_path: str | None, splits: Sequence[str], student: bool = False
+            ) -> mft_runs.RunInputs:
+    """Seed, model dir, vocab and task data from the flags, with the seeds' path fallbacks (see jobs/mft.py)."""
+    return mft.prepare_inputs(from_flags(DataSettings, args), args.seed, model_path, args.vocab_file, splits,
+                              student)
 
 
 def domain_names(data: TaskData) -> list[str]:
@@ -67,7 +65,7 @@ def genre_id(genre: str, domains: Sequence[str]) -> int | None:
 
 def optional_weights(data_dir: str, count: int) -> np.ndarray | None:
     """The prototypical scores when preprocess.py wrote them, else None."""
-    return mft.load_weights(data_dir, count) if os.path.isfile(mft.weight_path(data_dir)) else None
+    return mft_runs.load_weights(data_dir, count) if os.path.isfile(mft_runs.weight_path(data_dir)) else None
 
 
 def dev_source(data: TaskData, settings: TrainSettings):
@@ -112,11 +110,11 @@ def ensure_teacher_dump(settings: TrainSettings, dump_dir: str | None, teacher_d
     """
     domains = domain_names(data)
     count = len(data.examples["train"])
-    scores = mft.load_weights(data.data_dir, count)  # the split carries the prototypical scores
+    scores = mft_runs.load_weights(data.data_dir, count)  # the split carries the prototypical scores
     batch = settings.eval_batch_size_per_device
     source = data.loader("train", batch, train=False, seed=settings.seed, rank=0, world_size=1, with_domain=True,
                          weights=scores)
-    mft.keep_weights(data.data_dir, scores)
+    mft_runs.keep_weights(data.data_dir, scores)
     attention_layers, hidden = teacher_layers(student_layers, teacher_config)
     spec = {"kind": DUMP_KIND, "attention_layers": attention_layers, "attention": attention, "hidden_layers": hidden,
             "vocab_hash": source.meta.get("vocab_hash"), "labels": data.labels, "domains": domains}

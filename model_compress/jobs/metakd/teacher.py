@@ -37,6 +37,7 @@ from model_compress.jobs.metakd.shared import (
     optional_weights,
     prepare,
 )
+from model_compress.jobs.pipelines import mft as mft_runs
 from model_compress.jobs.settings import TrainSettings, from_flags
 from model_compress.training import distributed
 from model_compress.training.domains import make_domain_evaluator, per_domain
@@ -77,7 +78,9 @@ def run_meta_teacher(args) -> dict:
     """MFT-style meta-teacher on every domain; keeps the best-dev snapshot and reports accuracy per domain."""
     if args.domain_loss_weight < 0:
         fail(f"--domain_loss_weight must be >= 0, got {args.domain_loss_weight}")
-    model_dir, vocab, data = prepare(args, args.model_load_dir, ("train", "dev"))
+    inputs = prepare(args, args.model_load_dir, ("train", "dev"))
+    model_dir, vocab, data = inputs.model_dir, inputs.vocab, inputs.data
+    flags = flags_of(args, data_dir=inputs.data_dir)
     settings = from_flags(TrainSettings, args)
     domains = domain_names(data)
     output_dir = mft.stamp_dir(args.model_save_dir)  # the seed's output/model_save-<time>
@@ -86,15 +89,15 @@ def run_meta_teacher(args) -> dict:
         model, _, _ = load_classifier(model_dir, len(data.labels))
         model = distributed.setup_model(model, args.device)
         metrics = make_domain_evaluator(model, dev, domains, ALL_GENRES, args.eager)()
-        path = write_results(args.result_dir or output_dir, metrics, flags_of(args), model, model_dir,
+        path = write_results(args.result_dir or output_dir, metrics, flags, model, model_dir,
                              {"role": "meta-teacher", "per_domain": per_domain(metrics, domains)})
         print(f"[metakd] meta-teacher dev accuracy {metrics['accuracy']:.4f}; results in {path}")
         return {"eval": metrics, "snapshot": model_dir}
     count = len(data.examples["train"])
-    scores = mft.load_weights(args.data_dir, count) if args.use_sample_weights else \
-        optional_weights(args.data_dir, count)
+    scores = mft_runs.load_weights(inputs.data_dir, count) if args.use_sample_weights else \
+        optional_weights(inputs.data_dir, count)
     model, config, _ = load_classifier(model_dir, len(data.labels))
-    layers = mft.choose_layers(args.layer_indexes, config.num_hidden_layers)
+    layers = mft_runs.choose_layers(args.layer_indexes, config.num_hidden_layers)
     model = distributed.setup_model(model, args.device)
     head = distributed.setup_model(
         DomainCorruptionHead(config.hidden_size, len(domains), layers, config.initializer_range), args.device)
@@ -103,7 +106,7 @@ def run_meta_teacher(args) -> dict:
     train = data.loader("train", args.batch_size_per_device, train=True, seed=args.seed, with_domain=True,
                         weights=scores)
     if scores is not None:
-        mft.keep_weights(args.data_dir, scores)
+        mft_runs.keep_weights(inputs.data_dir, scores)
     if not args.use_sample_weights:
         train = WithUnitWeights(train)
     train = WithShuffledDomains(train, seed=args.seed)
@@ -115,7 +118,7 @@ def run_meta_teacher(args) -> dict:
                 {"labels": data.labels, "domains": domains, "role": "meta-teacher", "init": model_dir, **choices})
     metrics = best_metrics(loop)
     if distributed.rank() == 0:
-        path = write_results(args.result_dir or output_dir, metrics, flags_of(args), model, loop.best_snapshot,
+        path = write_results(args.result_dir or output_dir, metrics, flags, model, loop.best_snapshot,
                              {"role": "meta-teacher", "best_step": loop.best_step, "domains": domains,
                               "per_domain": per_domain(metrics, domains), "train_seconds": loop.train_seconds,
                               **choices})
@@ -151,7 +154,8 @@ def teacher_eval_parser() -> argparse.ArgumentParser:
 
 
 def run_teacher_eval(args) -> dict:
-    teacher_dir, _, data = prepare(args, args.model_load_dir, ("train",))
+    inputs = prepare(args, args.model_load_dir, ("train",))
+    teacher_dir, data = inputs.model_dir, inputs.data
     teacher, config, _ = load_classifier(teacher_dir, len(data.labels))
     arrays, directory = ensure_teacher_dump(from_flags(TrainSettings, args), args.dump_dir, teacher_dir, teacher,
                                             config, data, args.student_num_hidden_layers,

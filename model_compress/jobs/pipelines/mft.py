@@ -1,0 +1,260 @@
+"""MFT runs over typed settings: prototypical scores (weight.npy), meta fine-tuning across domains, and
+per-domain fine-tuning. The entries and their flags are in ``jobs/mft.py``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+import numpy as np
+
+from model_compress.cli import fail
+from model_compress.data.features import convert_examples_to_features, feature_names, features_to_arrays
+from model_compress.data.ofrecord import split_dir
+from model_compress.distill.meta import (
+    DEFAULT_LAYER_INDEXES,
+    DEFAULT_LAYER_REFERENCE,
+    DomainCorruptionHead,
+    MetaFineTuningObjective,
+    SentenceEmbedder,
+    WithShuffledDomains,
+    parse_layer_indexes,
+    prototypical_scores,
+    scale_layer_indexes,
+)
+from model_compress.jobs.common import (
+    TaskData,
+    evaluate_snapshot,
+    fit_classifier,
+    load_classifier,
+    task_domains,
+    write_results,
+)
+from model_compress.jobs.settings import MFTSettings, RunSettings, TrainSettings
+from model_compress.training import distributed
+from model_compress.training.evaluation import Predictor
+from model_compress.training.objectives import ClassificationObjective
+from model_compress.training.sources import ArrayBatches
+
+WEIGHT_FILE = "weight.npy"
+
+
+def note(message: str) -> None:
+    if distributed.rank() == 0:
+        print(f"[mft] {message}", file=sys.stderr)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInputs:
+    """What an MFT or Meta-KD step reads: the model snapshot, its vocab and the task data (data_dir resolved)."""
+
+    model_dir: str
+    vocab: str
+    data: TaskData
+
+    @property
+    def data_dir(self) -> str:
+        return self.data.data_dir
+
+
+def _domains(data: TaskData) -> list[str]:
+    return task_domains(data, "MFT", "g1")
+
+
+# ----------------------------------------------------------------------------------------------
+# weight.npy beside the training split
+
+
+def weight_path(data_dir: str) -> str:
+    """<data_dir>/ofrecord/train/weight.npy, where the seed tree keeps the prototypical scores."""
+    return os.path.join(split_dir(data_dir, "train"), WEIGHT_FILE)
+
+
+def save_weights(data_dir: str, scores: np.ndarray) -> str:
+    """Write weight.npy atomically (after the split: rebuilding a split replaces its directory)."""
+    path = weight_path(data_dir)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        np.save(f, np.asarray(scores, dtype=np.float32))
+    os.replace(tmp, path)
+    return path
+
+
+def load_weights(data_dir: str, count: int) -> np.ndarray:
+    """The prototypical scores of the `count` training examples (from preprocess.py)."""
+    path = weight_path(data_dir)
+    if not os.path.isfile(path):
+        fail(f"{path} not found: run preprocess.py on {data_dir} first")
+    scores = np.load(path, allow_pickle=False).astype(np.float32).reshape(-1)
+    if len(scores) != count:
+        fail(f"{path} holds {len(scores)} scores but {count} training examples are used: rerun preprocess.py "
+             "with the same --train_example_num")
+    return scores
+
+
+def keep_weights(data_dir: str, scores: np.ndarray) -> None:
+    """(Re)write weight.npy once the train split is built: a rebuild (--resave_ofrecord) replaces the folder."""
+    if distributed.rank() == 0:
+        save_weights(data_dir, scores)
+    distributed.barrier()
+
+
+# ----------------------------------------------------------------------------------------------
+# preprocess.py
+
+
+def embed_examples(
+    model_dir: str, data: TaskData, split: str, batch_size: int, device: str, eager: bool
+) -> dict[str, np.ndarray]:
+    """Mean-pooled last-layer embeddings of a split (shared eval graph) with its domain and label ids."""
+    domains = _domains(data)
+    features = convert_examples_to_features(data.examples[split], data.labels, data.seq_length, data.tokenizer,
+                                            domains)
+    arrays = features_to_arrays(features, feature_names(with_domain=True))
+    model, _, _ = load_classifier(model_dir, len(data.labels))
+    model = distributed.setup_model(model, device)
+    embedder = SentenceEmbedder(model.bert)
+    source = ArrayBatches(arrays, batch_size)
+    embeddings, _, _ = Predictor(embedder, eager=eager).outputs(source, progress=f"embedding {split}")
+    return {"embeddings": embeddings, "domain": arrays["domain"], "label_ids": arrays["label_ids"]}
+
+
+def score_table(scores: np.ndarray, domain_ids: np.ndarray, domain_names: list[str]) -> str:
+    """Per-domain count, mean, min and max of the scores, plus an `all` row, as aligned text."""
+    rows = [("domain", "count", "mean", "min", "max")]
+    groups = [(name, domain_ids == i) for i, name in enumerate(domain_names)]
+    groups.append(("all", np.ones_like(domain_ids, dtype=bool)))
+    for name, rows_of in groups:
+        s = scores[rows_of]
+        if len(s):
+            rows.append((name, str(len(s)), f"{s.mean():.4f}", f"{s.min():.4f}", f"{s.max():.4f}"))
+        else:
+            rows.append((name, "0", "-", "-", "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                     for r in rows)
+
+
+def score_examples(inputs: RunInputs, settings: TrainSettings) -> dict:
+    """Scores of every training example -> weight.npy + OFRecord splits with `domain` and `weights`."""
+    model_dir, data, data_dir = inputs.model_dir, inputs.data, inputs.data_dir
+    domains = _domains(data)
+    out = embed_examples(model_dir, data, "train", settings.eval_batch_size_per_device, settings.device,
+                         settings.eager)
+    scores = prototypical_scores(out["embeddings"], out["domain"], out["label_ids"])
+    train_dir = data.split("train", with_domain=True, weights=scores)
+    keep_weights(data_dir, scores)
+    dev_dir = data.split("dev", with_domain=True)
+    if distributed.rank() == 0:
+        print(f"prototypical scores of {len(scores)} training examples ({model_dir}):")
+        print(score_table(scores, out["domain"], domains))
+        print(f"[mft] wrote {weight_path(data_dir)}, {train_dir} and {dev_dir}")
+    return {"scores": scores, "weight_file": weight_path(data_dir), "train_dir": train_dir,
+            "dev_dir": dev_dir, "embeddings": out["embeddings"], "domain": out["domain"]}
+
+
+# ----------------------------------------------------------------------------------------------
+# meta_finetuning.py
+
+
+def choose_layers(text: str | None, num_layers: int) -> list[int]:
+    """--layer_indexes checked against the model; unset: 3,7,11 scaled to the model's depth."""
+    if text is None:
+        layers = scale_layer_indexes(DEFAULT_LAYER_INDEXES, num_layers, DEFAULT_LAYER_REFERENCE)
+        if num_layers != DEFAULT_LAYER_REFERENCE:
+            default = ",".join(map(str, DEFAULT_LAYER_INDEXES))
+            note(f"{num_layers}-layer model: domain-corruption layers {default} (meant for 12 layers) scaled "
+                  f"to {','.join(map(str, layers))}")
+        return layers
+    try:
+        return parse_layer_indexes(text, num_layers)
+    except ValueError as exc:
+        fail(f"--layer_indexes: {exc}")
+        raise AssertionError from None
+
+
+def _best_metrics(loop) -> dict:
+    return next(metrics for step, metrics in loop.history if step == loop.best_step)
+
+
+def meta_finetune(
+    inputs: RunInputs, run: RunSettings, settings: TrainSettings, mft: MFTSettings, output_dir: str
+) -> dict:
+    """Weighted CE + lambda * domain corruption over all domains; keeps the best-dev meta learner."""
+    model_dir, vocab, data = inputs.model_dir, inputs.vocab, inputs.data
+    flags = run.flags
+    if not run.do_train:
+        metrics, model = evaluate_snapshot(settings, model_dir, data, "dev")
+        path = write_results(run.result_dir or output_dir, metrics, flags, model, model_dir, {"role": "mft"})
+        print(f"[mft] dev accuracy {metrics['accuracy']:.4f}; results in {path}")
+        return {"eval": metrics, "snapshot": model_dir}
+    domains = _domains(data)
+    scores = load_weights(inputs.data_dir, len(data.examples["train"]))
+    model, config, _ = load_classifier(model_dir, len(data.labels))
+    layers = choose_layers(mft.layer_indexes, config.num_hidden_layers)
+    model = distributed.setup_model(model, settings.device)
+    head = distributed.setup_model(
+        DomainCorruptionHead(config.hidden_size, len(domains), layers, config.initializer_range), settings.device)
+    objective = MetaFineTuningObjective(model, head, mft.domain_loss_weight)
+    train = data.loader("train", run.batch_size_per_device, train=True, seed=settings.seed, with_domain=True,
+                        weights=scores)
+    keep_weights(inputs.data_dir, scores)
+    train = WithShuffledDomains(train, seed=settings.seed)
+    dev = data.loader("dev", settings.eval_batch_size_per_device, train=False, seed=settings.seed, rank=0, world_size=1,
+                      with_domain=True)
+    task = settings.task_name
+    loop = fit_classifier(
+        settings, objective, model, train, dev, vocab, output_dir,
+        snapshot_name=lambda m: f"snapshot_best_mft_model_{task}_dev_{m['accuracy']}",
+        meta={"labels": data.labels, "domains": domains, "role": "mft", "init": model_dir,
+              "layer_indexes": layers, "domain_loss_weight": mft.domain_loss_weight})
+    metrics = _best_metrics(loop)
+    if distributed.rank() == 0:
+        path = write_results(run.result_dir or output_dir, metrics, flags, model, loop.best_snapshot,
+                             {"role": "mft", "best_step": loop.best_step, "layer_indexes": layers,
+                              "domains": domains, "train_seconds": loop.train_seconds})
+        print(f"[mft] best dev accuracy {metrics['accuracy']:.4f} at step {loop.best_step}; meta learner in "
+              f"{loop.best_snapshot}; results in {path}")
+    return {"train": loop, "snapshot": loop.best_snapshot, "eval": metrics, "layer_indexes": layers}
+
+
+# ----------------------------------------------------------------------------------------------
+# finetuning.py
+
+
+def finetune(inputs: RunInputs, run: RunSettings, settings: TrainSettings, do_test: bool, output_dir: str) -> dict:
+    """Plain fine-tuning on one domain's K-shot data (best dev), then dev and test metrics."""
+    model_dir, vocab, data = inputs.model_dir, inputs.vocab, inputs.data
+    flags = run.flags
+    snapshot, dev_metrics, model, result = model_dir, None, None, {}
+    if run.do_train:
+        model, _, _ = load_classifier(model_dir, len(data.labels))
+        model = distributed.setup_model(model, settings.device)
+        train = data.loader("train", run.batch_size_per_device, train=True, seed=settings.seed)
+        dev = data.loader("dev", settings.eval_batch_size_per_device, train=False, seed=settings.seed, rank=0,
+                          world_size=1)
+        task = settings.task_name
+        loop = fit_classifier(
+            settings, ClassificationObjective(model), model, train, dev, vocab, output_dir,
+            snapshot_name=lambda m: f"snapshot_best_ft_model_{task}_dev_{m['accuracy']}",
+            meta={"labels": data.labels, "role": "finetune", "init": model_dir})
+        snapshot, dev_metrics, result["train"] = loop.best_snapshot, _best_metrics(loop), loop
+    if run.do_eval:
+        if dev_metrics is None:
+            dev_metrics, model = evaluate_snapshot(settings, snapshot, data, "dev")
+        test_metrics = None
+        if do_test:
+            test_metrics, model = evaluate_snapshot(settings, snapshot, data, "test")
+        shown = test_metrics or dev_metrics
+        if distributed.rank() == 0:
+            extra = {"role": "finetune", "init": model_dir, "eval_split": "test" if test_metrics else "dev",
+                     "dev": dev_metrics, "test": test_metrics}
+            path = write_results(run.result_dir or output_dir, shown, flags, model, snapshot, extra)
+            test_text = f", test accuracy {test_metrics['accuracy']:.4f}" if test_metrics else ""
+            print(f"[finetune] {settings.task_name}: dev accuracy {dev_metrics['accuracy']:.4f}{test_text}; "
+                  f"snapshot {snapshot}; results in {path}")
+        result.update(dev=dev_metrics, test=test_metrics)
+    result["snapshot"] = snapshot
+    return result

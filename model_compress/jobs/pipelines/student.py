@@ -1,0 +1,196 @@
+"""Student runs over typed settings: vanilla KD from a logits file, BERT-PKD, and a no-teacher baseline."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from model_compress.cli import fail
+from model_compress.distill.mapping import pkd_mapping, uniform_mapping
+from model_compress.distill.objectives import (
+    PKDObjective,
+    PKDSequenceMSEObjective,
+    TeacherTargets,
+    VanillaKDObjective,
+    WithOnlineTeacher,
+)
+from model_compress.distill.teacher_cache import TeacherFileError, cached_teacher_outputs, read_logits_file
+from model_compress.jobs import settings as cfg
+from model_compress.jobs.common import (
+    TaskData,
+    evaluate_snapshot,
+    find_vocab,
+    fit_classifier,
+    load_classifier,
+    load_model_snapshot,
+    load_task_data,
+    resolve_model_dir,
+    write_results,
+)
+from model_compress.modeling.bert import BertForSequenceClassification
+from model_compress.modeling.config import BertConfig
+from model_compress.training import distributed
+from model_compress.training.objectives import ClassificationObjective
+from model_compress.training.sources import WithCachedTargets
+
+
+def build_student(spec: cfg.StudentSettings, num_labels: int, reference_dir: str
+                  ) -> tuple[BertForSequenceClassification, BertConfig]:
+    """The student model: loaded from --student_model, or random with a config derived from a reference."""
+    if not spec.from_scratch:
+        if not spec.student_model:
+            fail("give --student_model (e.g. from bert-pkd_generate_student_model.py) or --from_scratch")
+        model, config, _ = load_classifier(resolve_model_dir(spec.student_model), num_labels, student=True)
+        return model, config
+    size_dir = resolve_model_dir(spec.student_model) if spec.student_model else reference_dir
+    _, ref_config, _ = load_model_snapshot(size_dir, "derive the student's size from it",
+                                           student=bool(spec.student_model))
+    changes = {"num_hidden_layers": spec.student_num_hidden_layers, "num_labels": num_labels}
+    sizes = ((spec.student_hidden_size, "hidden_size"), (spec.student_num_attention_heads, "num_attention_heads"),
+             (spec.student_intermediate_size, "intermediate_size"))
+    for value, field in sizes:
+        if value:
+            changes[field] = value
+    try:
+        config = ref_config.replace(**changes)
+    except ValueError as exc:
+        fail(str(exc))
+    return BertForSequenceClassification(config), config
+
+
+def evaluate_and_report(
+    settings: cfg.TrainSettings, flags: dict, snapshot: str, data: TaskData, result_dir: str, role: str
+) -> dict:
+    """Dev metrics of a snapshot, written to ``result_dir``/results_eval.json (rank 0) and printed."""
+    metrics, model = evaluate_snapshot(settings, snapshot, data, "dev", student=role.startswith("student"))
+    if distributed.rank() == 0:
+        path = write_results(result_dir, metrics, flags, model, snapshot, {"role": role})
+        print(f"[{role}] dev accuracy {metrics['accuracy']:.4f}; results in {path}")
+    return metrics
+
+
+def train_kd(
+    run: cfg.RunSettings, data_settings: cfg.DataSettings, settings: cfg.TrainSettings, student: cfg.StudentSettings,
+    kd: cfg.KDSettings,
+) -> dict:
+    """Vanilla KD of a student from a teacher logits file (best dev snapshot), then its dev metrics."""
+    reference = resolve_model_dir(student.student_model)
+    vocab = find_vocab(reference, run.vocab_file)
+    data = load_task_data(data_settings, vocab, model_dir=reference, student=True)
+    output_dir = run.model_save_dir or os.path.join("output", f"student-kd-{settings.task_name}")
+    snapshot, result = student.student_model, {}
+    if run.do_train:
+        if not kd.teacher_logits:
+            fail("--teacher_logits is required for training (export it with task_teacher.py --export_logits)")
+        loader = data.loader("train", run.batch_size_per_device, train=True, seed=settings.seed)
+        try:
+            logits = read_logits_file(kd.teacher_logits, len(data.examples["train"]), len(data.labels),
+                                      loader.meta.get("source_hash"))
+        except TeacherFileError as exc:
+            fail(str(exc))
+        model, _ = build_student(student, len(data.labels), reference)
+        model = distributed.setup_model(model, settings.device)
+        train = WithCachedTargets(loader, {"teacher_logits": logits})
+        dev = data.loader("dev", settings.eval_batch_size_per_device, train=False, seed=settings.seed, rank=0,
+                          world_size=1)
+        objective = VanillaKDObjective(model, kd.temperature, kd.alpha)
+        loop = fit_classifier(settings, objective, model, train, dev, vocab, output_dir,
+                              meta={"labels": data.labels, "role": "student-kd"})
+        snapshot, result["train"] = loop.best_snapshot, loop
+    if run.do_eval:
+        if not snapshot:
+            fail("--do_eval without --do_train needs --student_model")
+        result["eval"] = evaluate_and_report(settings, run.flags, snapshot, data, run.result_dir or output_dir,
+                                             "student-kd")
+    result["snapshot"] = snapshot
+    return result
+
+
+def pkd_layers(variant: str, mapping: str, student_layers: int, teacher_layers: int) -> tuple[list[int], list[int]]:
+    """(student hidden-state indices, teacher hidden-state indices) the intermediate loss compares."""
+    try:
+        if variant == "paper":
+            pairs = pkd_mapping(student_layers, teacher_layers, mapping)
+        else:
+            pairs = uniform_mapping(student_layers, teacher_layers)
+    except ValueError as exc:
+        fail(str(exc))
+    return [s for s, _ in pairs], [t for _, t in pairs]
+
+
+def train_pkd(
+    run: cfg.RunSettings, data_settings: cfg.DataSettings, settings: cfg.TrainSettings, spec: cfg.StudentSettings,
+    pkd: cfg.PKDSettings,
+) -> dict:
+    """BERT-PKD (soft labels + patient loss, teacher online or cached), then the student's dev metrics."""
+    output_dir = run.model_save_dir or os.path.join("output", f"student-pkd-{settings.task_name}")
+    result, snapshot = {}, spec.student_model
+    if run.do_train:
+        if not pkd.teacher_model:
+            fail("--teacher_model is required for training")
+        teacher_dir = resolve_model_dir(pkd.teacher_model)
+        vocab = find_vocab(teacher_dir, run.vocab_file)
+        data = load_task_data(data_settings, vocab, model_dir=teacher_dir)
+        teacher, t_config, _ = load_classifier(teacher_dir, len(data.labels))
+        student, s_config = build_student(spec, len(data.labels), teacher_dir)
+        s_layers, t_layers = pkd_layers(pkd.pkd_variant, pkd.pkd_mapping, s_config.num_hidden_layers,
+                                        t_config.num_hidden_layers)
+        teacher = distributed.setup_model(teacher, settings.device)
+        student = distributed.setup_model(student, settings.device)
+        cls_layers = t_layers if pkd.pkd_variant == "paper" else ()
+        hidden_layers = t_layers if pkd.pkd_variant == "original" else ()
+        if pkd.pkd_variant == "paper":
+            objective = PKDObjective(student, s_layers, pkd.temperature, pkd.kd_alpha, pkd.kd_beta)
+        else:
+            objective = PKDSequenceMSEObjective(student, s_layers, t_config.hidden_size, pkd.temperature,
+                                                pkd.kd_alpha, pkd.kd_beta)
+            objective = distributed.setup_model(objective, settings.device)
+        train = data.loader("train", run.batch_size_per_device, train=True, seed=settings.seed)
+        if pkd.teacher_mode == "online":
+            objective = WithOnlineTeacher(objective, TeacherTargets(teacher, cls_layers, hidden_layers))
+        else:
+            ordered = data.loader("train", settings.eval_batch_size_per_device, train=False, seed=settings.seed,
+                                  rank=0, world_size=1)
+            arrays, where, hit = cached_teacher_outputs(
+                teacher_dir, teacher, ordered, ordered.meta, os.path.join(data.data_dir, "teacher_cache"),
+                cls_layers, hidden_layers, eager=settings.eager, refresh=pkd.refresh_teacher_cache)
+            print(f"[pkd] teacher outputs {'reused from' if hit else 'cached in'} {where}", file=sys.stderr)
+            train = WithCachedTargets(train, arrays)
+        dev = data.loader("dev", settings.eval_batch_size_per_device, train=False, seed=settings.seed, rank=0,
+                          world_size=1)
+        save_module = student if pkd.serve_for_online else objective
+        loop = fit_classifier(settings, objective, student, train, dev, vocab, output_dir, save_module=save_module,
+                              meta={"labels": data.labels, "role": "student-pkd", "teacher": teacher_dir,
+                                    "student_layers": s_layers, "teacher_layers": t_layers,
+                                    "serve_for_online": bool(pkd.serve_for_online)})
+        snapshot, result["train"] = loop.best_snapshot, loop
+    if run.do_eval:
+        if not snapshot:
+            fail("--do_eval without --do_train needs --student_model")
+        snap_dir = resolve_model_dir(snapshot)
+        vocab = find_vocab(snap_dir, run.vocab_file)
+        data = load_task_data(data_settings, vocab, model_dir=snap_dir, student=True)
+        result["eval"] = evaluate_and_report(settings, run.flags, snap_dir, data, run.result_dir or output_dir,
+                                             "student-pkd")
+    result["snapshot"] = snapshot
+    return result
+
+
+def train_no_teacher(
+    run: cfg.RunSettings, data_settings: cfg.DataSettings, settings: cfg.TrainSettings, spec: cfg.StudentSettings
+) -> dict:
+    """Plain fine-tuning of a student on hard labels (no teacher signal), then its dev metrics."""
+    reference = resolve_model_dir(spec.student_model)
+    vocab = find_vocab(reference, run.vocab_file)
+    data = load_task_data(data_settings, vocab, model_dir=reference, student=True)
+    output_dir = run.model_save_dir or os.path.join("output", f"student-ce-{settings.task_name}")
+    model, _ = build_student(spec, len(data.labels), reference)
+    model = distributed.setup_model(model, settings.device)
+    train = data.loader("train", run.batch_size_per_device, train=True, seed=settings.seed)
+    dev = data.loader("dev", settings.eval_batch_size_per_device, train=False, seed=settings.seed, rank=0,
+                      world_size=1)
+    loop = fit_classifier(settings, ClassificationObjective(model), model, train, dev, vocab, output_dir,
+                          meta={"labels": data.labels, "role": "student-no-teacher"})
+    return {"train": loop, "snapshot": loop.best_snapshot,
+            "eval": evaluate_and_report(settings, run.flags, loop.best_snapshot, data,
+                                        run.result_dir or output_dir, "student-no-teacher")}
