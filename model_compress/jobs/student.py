@@ -145,6 +145,21 @@ def kd_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def train_kd_student(settings: TrainSettings, data, spec: StudentSettings, reference: str, vocab: str,
+                     logits, temperature: float, alpha: float, batch_size: int, output_dir: str,
+                     meta: dict | None = None):
+    """Vanilla KD: the student learns from ``logits`` (one row per training example, file order) and the labels."""
+    model, _ = build_student(spec, len(data.labels), reference)
+    model = distributed.setup_model(model, settings.device)
+    train = WithCachedTargets(data.loader("train", batch_size, train=True, seed=settings.seed),
+                              {"teacher_logits": logits})
+    dev = data.loader("dev", settings.eval_batch_size_per_device, train=False, seed=settings.seed, rank=0,
+                      world_size=1)
+    objective = VanillaKDObjective(model, temperature, alpha)
+    return fit_classifier(settings, objective, model, train, dev, vocab, output_dir,
+                          meta={"labels": data.labels, "role": "student-kd", **(meta or {})})
+
+
 def run_kd(args) -> dict:
     seed_everything(args.seed)
     settings = from_flags(TrainSettings, args)
@@ -164,14 +179,8 @@ def run_kd(args) -> dict:
             logits = read_logits_file(args.teacher_logits, len(data.examples["train"]), len(data.labels))
         except TeacherFileError as exc:
             fail(str(exc))
-        model, _ = build_student(from_flags(StudentSettings, args), len(data.labels), reference)
-        model = distributed.setup_model(model, args.device)
-        train = WithCachedTargets(data.loader("train", args.batch_size_per_device, train=True, seed=args.seed),
-                                  {"teacher_logits": logits})
-        dev = data.loader("dev", args.eval_batch_size_per_device, train=False, seed=args.seed, rank=0, world_size=1)
-        objective = VanillaKDObjective(model, args.temperature, args.alpha)
-        loop = fit_classifier(settings, objective, model, train, dev, vocab, output_dir,
-                              meta={"labels": data.labels, "role": "student-kd"})
+        loop = train_kd_student(settings, data, from_flags(StudentSettings, args), reference, vocab, logits,
+                                args.temperature, args.alpha, args.batch_size_per_device, output_dir)
         snapshot, result["train"] = loop.best_snapshot, loop
     if args.do_eval:
         if not snapshot:
