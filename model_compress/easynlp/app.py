@@ -38,7 +38,7 @@ from model_compress.easynlp.flags import (
     udp_bool,
     udp_float,
 )
-from model_compress.easynlp.models import resolve_model
+from model_compress.easynlp.models import check_sequence_length, resolve_model
 from model_compress.easynlp.schema import (
     Table,
     TableProcessor,
@@ -194,6 +194,7 @@ def run_train(args, udp: dict[str, str], settings: TrainSettings) -> dict:
     model_dir = resolve_model(udp.get("pretrain_model_name_or_path", "default"),
                               "--user_defined_parameters pretrain_model_name_or_path")
     vocab = find_vocab(model_dir, None)
+    check_sequence_length(model_dir, args.sequence_length, "--sequence_length")
     output_dir = args.checkpoint_dir
     data = task_data({"train": train, "dev": dev}, labels, vocab, args.sequence_length,
                      os.path.join(output_dir, "records"))
@@ -217,7 +218,9 @@ def _checkpoint(args) -> str:
     value = args.checkpoint_path or args.checkpoint_dir
     if not value:
         raise UsageError("--checkpoint_path", f"is required in --mode={args.mode} (the trained model's directory)")
-    return resolve_model(value, "--checkpoint_path" if args.checkpoint_path else "--checkpoint_dir")
+    snapshot = resolve_model(value, "--checkpoint_path" if args.checkpoint_path else "--checkpoint_dir")
+    check_sequence_length(snapshot, args.sequence_length, "--sequence_length")
+    return snapshot
 
 
 def _single_process(mode: str) -> None:

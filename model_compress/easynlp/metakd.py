@@ -24,18 +24,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from model_compress.data.processors import DataFormatError, SentiProcessor, get_processor, read_rows
+from model_compress.easynlp import flags as udp_flags
 from model_compress.easynlp.flags import (
     OneLineParser,
     UsageError,
     build_parser,
     check_choice,
     guarded,
-    parse_user_defined_parameters,
     split_list,
-    udp_bool,
-    udp_float,
 )
-from model_compress.easynlp.models import resolve_model
+from model_compress.easynlp.models import check_sequence_length, resolve_model
 from model_compress.easynlp.schema import Table, make_spec, parse_schema, read_table, write_lines_atomic
 from model_compress.jobs.common import find_vocab
 
@@ -180,6 +178,7 @@ def extract_embeddings_main(argv: Sequence[str] | None = None) -> None:
         if args.task_name != "senti":
             raise UsageError("--task_name", f"{args.task_name!r}: the Meta-KD example runs on senti")
         model_dir = resolve_model(args.bert_path, "--bert_path")
+        check_sequence_length(model_dir, args.max_seq_length, "--max_seq_length")
         examples = _read_senti(args.input, "--input")
         device = choose_device(1)
         if device == "cuda":
@@ -348,7 +347,7 @@ def _parse(prog: str, argv: Sequence[str] | None, keys: Sequence[str], modes: Se
     args = build_parser(prog, f"EasyNLP's {prog} on OneFlow (Meta-KD example).").parse_args(argv)
     check_choice("--app_name", args.app_name, ("text_classify",))
     check_choice("--mode", args.mode, modes)
-    return args, parse_user_defined_parameters(args.user_defined_parameters, keys)
+    return args, udp_flags.parse_user_defined_parameters(args.user_defined_parameters, keys)
 
 
 def _device(args) -> str:
@@ -374,19 +373,21 @@ def meta_teacher_train_main(argv: Sequence[str] | None = None) -> None:
         args, udp = _parse("meta_teacher_train.py", argv, TEACHER_KEYS, ("train", "evaluate"))
         if not args.checkpoint_dir:
             raise UsageError("--checkpoint_dir", "is required (where the meta-teacher goes)")
-        weights = udp_bool(udp, "use_sample_weights", True)
+        weights = udp_flags.udp_bool(udp, "use_sample_weights", True)
         train = args.mode == "train"
         model = udp.get("pretrain_model_name_or_path", "default") if train else args.checkpoint_dir
         model_dir = resolve_model(model, "--user_defined_parameters pretrain_model_name_or_path" if train
                                   else "--checkpoint_dir")
+        check_sequence_length(model_dir, args.sequence_length, "--sequence_length")
         folder, _ = stage_tables(args, weights and train, find_vocab(model_dir, None))
-        flags = [*_common_flags(args, folder, _device(args)), "--model_load_dir", model_dir,
+        job_flags = [*_common_flags(args, folder, _device(args)), "--model_load_dir", model_dir,
                  "--model_save_dir", args.checkpoint_dir,
                  "--eval_every_step_num", str(max(args.save_checkpoint_steps, 0)),
-                 "--use_sample_weights", str(weights), "--use_domain_loss", str(udp_bool(udp, "use_domain_loss", True)),
-                 "--domain_loss_weight", str(udp_float(udp, "domain_loss_weight", 0.5, low=0.0)),
+                 "--use_sample_weights", str(weights),
+                 "--use_domain_loss", str(udp_flags.udp_bool(udp, "use_domain_loss", True)),
+                 "--domain_loss_weight", str(udp_flags.udp_float(udp, "domain_loss_weight", 0.5, low=0.0)),
                  "--do_train", str(train)]
-        run_meta_teacher(normalise_aliases(meta_teacher_parser().parse_args(flags)))
+        run_meta_teacher(normalise_aliases(meta_teacher_parser().parse_args(job_flags)))
 
     guarded("meta_teacher_train.py", run)
 
@@ -400,10 +401,10 @@ def _distill_flags(args, udp: dict[str, str], folder: str) -> list[str]:
     if not layers.isdigit():
         raise UsageError("--user_defined_parameters", f"student_num_hidden_layers={layers}: expected an integer >= 0")
     return [*_common_flags(args, folder, _device(args)), "--genre", udp.get("genre", "all"),
-            "--temperature", str(udp_float(udp, "T", 2.0, low=1e-6)),
-            "--domain_loss_weight", str(udp_float(udp, "domain_loss_weight", 0.5, low=0.0)),
+            "--temperature", str(udp_flags.udp_float(udp, "T", 2.0, low=1e-6)),
+            "--domain_loss_weight", str(udp_flags.udp_float(udp, "domain_loss_weight", 0.5, low=0.0)),
             "--student_num_hidden_layers", layers,
-            "--use_sample_weights", str(udp_bool(udp, "use_sample_weights", True))]
+            "--use_sample_weights", str(udp_flags.udp_bool(udp, "use_sample_weights", True))]
 
 
 def meta_student_distill_main(argv: Sequence[str] | None = None) -> None:
@@ -423,10 +424,10 @@ def meta_student_distill_main(argv: Sequence[str] | None = None) -> None:
         student = resolve_model(udp.get("pretrain_model_name_or_path", "default"),
                                 f"{flag} pretrain_model_name_or_path")
         folder, _ = stage_tables(args, False, find_vocab(teacher, None))
-        flags = [*_distill_flags(args, udp, folder), "--teacher_model", teacher, "--student_model", student,
+        job_flags = [*_distill_flags(args, udp, folder), "--teacher_model", teacher, "--student_model", student,
                  "--distill_stage", stage, "--model_save_dir", args.checkpoint_dir,
                  "--eval_every_step_num", str(max(args.save_checkpoint_steps, 0))]
-        run_meta_distill(normalise_aliases(distill_parser().parse_args(flags)))
+        run_meta_distill(normalise_aliases(distill_parser().parse_args(job_flags)))
 
     guarded("meta_student_distill.py", run)
 
@@ -447,9 +448,9 @@ def main_evaluate_main(argv: Sequence[str] | None = None) -> None:
         folder, _ = stage_tables(args, False, find_vocab(snapshot, None))
         result_dir = given if os.path.isdir(given) and os.path.abspath(given) != os.path.abspath(snapshot) \
             else os.path.dirname(os.path.abspath(snapshot))
-        flags = [*_distill_flags(args, udp, folder), "--student_model", snapshot, "--do_train", "False",
+        job_flags = [*_distill_flags(args, udp, folder), "--student_model", snapshot, "--do_train", "False",
                  "--do_eval", "True", "--model_save_dir", result_dir]
-        run_meta_distill(normalise_aliases(distill_parser().parse_args(flags)))
+        run_meta_distill(normalise_aliases(distill_parser().parse_args(job_flags)))
 
     guarded("main_evaluate.py", run)
 

@@ -44,3 +44,12 @@ def resolve_model(value: str, flag: str) -> str:
                          "pass a local model directory, or pass 'default' (the shipped all-MiniLM-L6-v2)")
     raise UsageError(flag, f"{value} does not exist (pass a local model directory, 'default', or one of "
                      f"{', '.join(EASYNLP_MODEL_NAMES)} with a copy under {MODELS_DIR})")
+
+
+def check_sequence_length(model_dir: str, length: int, flag: str) -> None:
+    """``length`` tokens fit the model's position embeddings, else one :class:`UsageError` line."""
+    from model_compress.jobs.common import load_model_snapshot
+
+    _, config, _ = load_model_snapshot(model_dir, "read its config")
+    if length > config.max_position_embeddings:
+        raise UsageError(flag, f"{length} exceeds the {config.max_position_embeddings} positions of {model_dir}")
