@@ -16,6 +16,7 @@ from tqdm import tqdm
 from model_compress.distill.meta import domain_expertise_weight
 from model_compress.distill.metakd import MetaTeacherOutputs, attention_mapping, hidden_mapping
 from model_compress.training import distributed
+from model_compress.training.evaluation import pad_rows
 from model_compress.training.graph import make_eval_step
 
 DUMP_KIND = "metakd-teacher"
@@ -48,12 +49,14 @@ def write_teacher_dump(directory: str, outputs: MetaTeacherOutputs, source, coun
     step = make_eval_step(outputs, eager=eager)
     arrays: dict[str, np.ndarray] = {}
     filled = np.zeros(count, dtype=bool)
+    width = None  # the compiled graph's batch: a short last batch is padded to it, then cut back
     try:
         source.set_epoch(0)
         for batch in tqdm(source, desc="teacher dump", unit="batch", disable=not writer):
-            produced = step(*[distributed.replicate_tensor(batch[n]) for n in outputs.input_names])
-            values = [distributed.to_local_numpy(t) for t in produced]
             rows = batch["idxs"].numpy().reshape(-1).astype(np.int64)
+            width = width or len(rows)
+            produced = step(*[distributed.replicate_tensor(pad_rows(batch[n], width)) for n in outputs.input_names])
+            values = [distributed.to_local_numpy(t)[: len(rows)] for t in produced]
             if not writer:
                 continue
             if not arrays:

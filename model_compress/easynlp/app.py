@@ -76,7 +76,7 @@ def _free_port() -> int:
 
 def relaunch_command(worker_gpu: int, module: str, argv: Sequence[str]) -> list[str] | None:
     """``--worker_gpu=N`` (N > 1) outside a launcher: the same command under oneflow.distributed.launch."""
-    if worker_gpu <= 1 or "WORLD_SIZE" in os.environ:
+    if worker_gpu <= 1 or int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         return None
     return [sys.executable, "-m", "oneflow.distributed.launch", "--nproc_per_node", str(worker_gpu),
             "--master_port", str(_free_port()), "-m", module, *argv]
