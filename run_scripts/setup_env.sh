@@ -25,7 +25,13 @@ wanted_stamp() {
     { cat "$ROOT/requirements.txt"; echo "$WEIGHTS_PKG $WEIGHTS_SHA256"; } | sha256sum | cut -d' ' -f1
 }
 
+link_commands() {
+    # The project's console commands (run_scripts/easynlp) linked into the venv's bin; cheap, run every time.
+    ln -sfn "$ROOT/run_scripts/easynlp" "$VENV/bin/easynlp"
+}
+
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(wanted_stamp)" ] && [ -x "$VENV/bin/python" ]; then
+    link_commands
     say "environment ready: $VENV (delete it to rebuild)"
     exit 0
 fi
@@ -101,5 +107,7 @@ say "checking that oneflow imports"
 say "CPU runtime settings (measured once per CPU model; re-measure with: python -m model_compress.runtime --probe)"
 (cd "$ROOT" && "$VPY" -m model_compress.runtime --report) || die "could not report the CPU runtime settings"
 
+link_commands
+say "commands: $VENV/bin/easynlp"
 wanted_stamp > "$STAMP"
 say "done in $(( $(date +%s) - START )) s: activate with 'source .venv/bin/activate'"

@@ -29,6 +29,7 @@ from model_compress.modeling.checkpoint import (
     module_state_numpy,
     save_snapshot,
     snapshot_config,
+    snapshot_format,
 )
 from model_compress.modeling.config import BertConfig
 from model_compress.modeling.pretrained import ensure_default_snapshot
@@ -44,6 +45,17 @@ def resolve_model_dir(path: str | None) -> str:
         return ensure_default_snapshot(os.path.join(REPO_ROOT, "models"))
     if not os.path.exists(path):
         fail(f"model directory {path} does not exist")
+    return path
+
+
+def snapshot_in(path: str) -> str:
+    """A snapshot path as given, or the single `snapshot_*` snapshot inside a run's output directory."""
+    if snapshot_format(path) is not None:
+        return path
+    inside = sorted(n for n in os.listdir(path) if n.startswith("snapshot_")
+                    and snapshot_format(os.path.join(path, n)) is not None) if os.path.isdir(path) else []
+    if len(inside) == 1:
+        return os.path.join(path, inside[0])
     return path
 
 

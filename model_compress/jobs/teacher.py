@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 
+import numpy as np
+
 from model_compress.cli import add_data_args, add_train_args, fail, normalise_aliases, seed_everything, user_errors
 from model_compress.distill.teacher_cache import write_logits_file
 from model_compress.jobs.common import (
@@ -43,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def export_logits(settings: TrainSettings, snapshot: str, data, split: str, path: str) -> None:
-    """Teacher logits for every row of ``split``, in file order (EasyNLP's predict mode)."""
+def predict_logits(settings: TrainSettings, snapshot: str, data, split: str) -> tuple[np.ndarray, str | None]:
+    """A snapshot's logits for every row of ``split``, in file order (the Predictor over the split), and the
+    fingerprint of the split they were computed from."""
     model, _, _ = load_classifier(snapshot, len(data.labels))
     model = distributed.setup_model(model, settings.device)
     source = data.loader(split, settings.eval_batch_size_per_device, train=False, seed=settings.seed,
@@ -53,9 +56,27 @@ def export_logits(settings: TrainSettings, snapshot: str, data, split: str, path
     order = features["idxs"].reshape(-1)
     ordered = logits.copy()
     ordered[order] = logits
+    return ordered, source.meta.get("source_hash")
+
+
+def export_logits(settings: TrainSettings, snapshot: str, data, split: str, path: str) -> None:
+    """Teacher logits for every row of ``split``, in file order, written to ``path``."""
+    ordered, source_hash = predict_logits(settings, snapshot, data, split)
     if distributed.rank() == 0:
-        write_logits_file(path, ordered, source.meta.get("source_hash"))
+        write_logits_file(path, ordered, source_hash)
         print(f"[teacher] wrote {len(ordered)} rows of logits to {path}")
+
+
+def train_teacher(settings: TrainSettings, data, model_dir: str, vocab: str, output_dir: str, batch_size: int,
+                  eval_split: str = "dev", meta: dict | None = None):
+    """Fine-tune the classifier in ``model_dir`` on the train split; the loop keeps the best ``eval_split`` snapshot."""
+    model, _, _ = load_classifier(model_dir, len(data.labels))
+    model = distributed.setup_model(model, settings.device)
+    train_source = data.loader("train", batch_size, train=True, seed=settings.seed)
+    dev_source = data.loader(eval_split, settings.eval_batch_size_per_device, train=False, seed=settings.seed,
+                             rank=0, world_size=1)
+    return fit_classifier(settings, ClassificationObjective(model), model, train_source, dev_source, vocab,
+                          output_dir, meta={"labels": data.labels, "role": "teacher", **(meta or {})})
 
 
 def run(args) -> dict:
@@ -69,13 +90,8 @@ def run(args) -> dict:
     snapshot = model_dir
     result = {}
     if args.do_train:
-        model, config, _ = load_classifier(model_dir, len(data.labels))
-        model = distributed.setup_model(model, args.device)
-        train_source = data.loader("train", args.batch_size_per_device, train=True, seed=args.seed)
-        dev_source = data.loader(args.eval_split, args.eval_batch_size_per_device, train=False,
-                                 seed=args.seed, rank=0, world_size=1)
-        loop = fit_classifier(settings, ClassificationObjective(model), model, train_source, dev_source, vocab,
-                              output_dir, meta={"labels": data.labels, "role": "teacher"})
+        loop = train_teacher(settings, data, model_dir, vocab, output_dir, args.batch_size_per_device,
+                             args.eval_split)
         snapshot = loop.best_snapshot
         result["train"] = loop
     if args.do_eval:

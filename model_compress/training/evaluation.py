@@ -34,7 +34,7 @@ class Predictor:
             return tensor
         if self._rows is None:
             self._rows = tensor.shape[0]
-        return _pad_rows(tensor, self._rows)
+        return pad_rows(tensor, self._rows)
 
     def batches(self, source, epoch: int = 0) -> Iterator[tuple[Any, dict, float]]:
         """Per batch: (outputs trimmed to the batch's rows, the batch, seconds spent in the model).
@@ -82,7 +82,7 @@ class Predictor:
         return np.concatenate(chunks), stacked, seconds
 
 
-def _pad_rows(tensor, rows: int):
+def pad_rows(tensor, rows: int):
     """Repeat the last row so a short final batch has the shape the graph was compiled for."""
     missing = rows - tensor.shape[0]
     if missing <= 0:

@@ -19,11 +19,12 @@ Output (``--out data``)::
     glue_data/SST-2/{train,dev}.tsv                 sentence label (1200 / 300)
     k-shot-single/{SST-2,MR,CR}/16-{42,21,12}/{train,dev,test}.csv   text domain label
     k-shot-cross/g1/16-{42,21,12}/{train,dev}.csv                    text domain label
+    easynlp/MRPC/{train,dev}.tsv                    label sid1 sid2 sent1 sent2, no header (400 / 100)
 
 Run: ``python -m model_compress.data.synthetic --out data`` (or ``run_scripts/make_default_data.sh``).
 The same arguments always produce the same bytes.
 
-Modules: `lexicon` (word tables), `generate` (texts), one per data set (`senti`, `sst2`, `kshot`).
+Modules: `lexicon` (word tables), `generate` (texts), one per data set (`senti`, `sst2`, `kshot`, `pairs`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from collections.abc import Sequence
 from model_compress.data.synthetic.generate import generate_domain
 from model_compress.data.synthetic.kshot import make_k_shot
 from model_compress.data.synthetic.lexicon import G1_DOMAINS, LEXICONS, SENTI_DOMAINS, Lexicon
+from model_compress.data.synthetic.pairs import make_mrpc_pairs
 from model_compress.data.synthetic.senti import make_senti
 from model_compress.data.synthetic.sst2 import make_glue_sst2
 
@@ -48,6 +50,7 @@ __all__ = [
     "make_all",
     "make_glue_sst2",
     "make_k_shot",
+    "make_mrpc_pairs",
     "make_senti",
 ]
 
@@ -58,6 +61,7 @@ def make_all(out: str, seed: int = 0) -> dict[str, int]:
     counts.update(make_senti(out, seed))
     counts.update(make_glue_sst2(out, seed))
     counts.update(make_k_shot(out, seed))
+    counts.update(make_mrpc_pairs(out, seed))
     return counts
 
 

@@ -27,6 +27,7 @@ from model_compress.jobs.common import (
     flags_of,
     load_classifier,
     save_classifier,
+    snapshot_in,
     write_results,
 )
 from model_compress.jobs.metakd.shared import (
@@ -47,7 +48,7 @@ from model_compress.jobs.pipelines import mft as mft_runs
 from model_compress.jobs.pipelines.student import build_student
 from model_compress.jobs.settings import StudentSettings, TrainSettings, from_flags
 from model_compress.modeling.bert import BertForSequenceClassification
-from model_compress.modeling.checkpoint import SNAPSHOT_JSON, load_state_into, module_state_numpy, snapshot_format
+from model_compress.modeling.checkpoint import SNAPSHOT_JSON, load_state_into, module_state_numpy
 from model_compress.modeling.config import BertConfig
 from model_compress.modeling.slicing import slice_layers
 from model_compress.training import distributed
@@ -104,17 +105,6 @@ def first_stage_snapshot(output_dir: str, genre: str) -> str:
     return os.path.join(output_dir, f"snapshot_meta_student_first_{genre}")
 
 
-def _snapshot_in(path: str) -> str:
-    """A snapshot path as given, or the single `snapshot_*` snapshot inside a run's output directory."""
-    if snapshot_format(path) is not None:
-        return path
-    inside = sorted(n for n in os.listdir(path) if n.startswith("snapshot_")
-                    and snapshot_format(os.path.join(path, n)) is not None) if os.path.isdir(path) else []
-    if len(inside) == 1:
-        return os.path.join(path, inside[0])
-    return path
-
-
 def _is_first_stage_student(path: str) -> bool:
     info = os.path.join(path, SNAPSHOT_JSON)
     if not os.path.isfile(info):
@@ -133,7 +123,7 @@ def _second_stage_source(student_model: str | None, output_dir: str, genre: str)
     stage-1 snapshot that one is taken (and said so), otherwise such a --student_model is refused.
     """
     own = first_stage_snapshot(output_dir, genre)
-    given = _snapshot_in(mft.resolve_model(student_model)) if student_model else None
+    given = snapshot_in(mft.resolve_model(student_model)) if student_model else None
     if given and _is_first_stage_student(given):
         return given
     if os.path.isdir(own) and _is_first_stage_student(own):
@@ -161,7 +151,7 @@ def build_meta_student(spec: StudentSettings, stage: str, data: TaskData, refere
         model, config = build_student(dataclasses.replace(spec, student_model=source), len(data.labels),
                                       reference_dir)
         return model, config, "random"
-    source_dir = _snapshot_in(mft.resolve_model(source))
+    source_dir = snapshot_in(mft.resolve_model(source))
     _check_vocab(source_dir, data.tokenizer.vocab)
     model, config, _ = load_classifier(source_dir, len(data.labels), student=True)
     # stage 2 continues the stage-1 student whatever its depth
@@ -229,7 +219,7 @@ def run_meta_distill(args) -> dict:
     genre_id(args.genre, domains)
     dev = dev_source(data, settings)
     result: dict = {"output_dir": output_dir}
-    snapshot = _snapshot_in(mft.resolve_model(student_source)) if student_source else None
+    snapshot = snapshot_in(mft.resolve_model(student_source)) if student_source else None
     student = None
     if args.do_train:
         teacher, t_config, _ = load_classifier(model_dir, len(data.labels), verbose=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+import numpy as np
+
 from model_compress.cli import fail
 from model_compress.distill.mapping import pkd_mapping, uniform_mapping
 from model_compress.distill.objectives import (
@@ -69,6 +71,21 @@ def evaluate_and_report(
     return metrics
 
 
+def train_kd_student(settings: cfg.TrainSettings, data: TaskData, student: cfg.StudentSettings, reference: str,
+                     vocab: str, logits: np.ndarray, temperature: float, alpha: float, train_loader,
+                     output_dir: str, meta: dict | None = None):
+    """Vanilla KD: the student learns from ``logits`` (one row per training example, file order) and the
+    labels; the loop keeps the best dev snapshot in ``output_dir``."""
+    model, _ = build_student(student, len(data.labels), reference)
+    model = distributed.setup_model(model, settings.device)
+    train = WithCachedTargets(train_loader, {"teacher_logits": logits})
+    dev = data.loader("dev", settings.eval_batch_size_per_device, train=False, seed=settings.seed, rank=0,
+                      world_size=1)
+    objective = VanillaKDObjective(model, temperature, alpha)
+    return fit_classifier(settings, objective, model, train, dev, vocab, output_dir,
+                          meta={"labels": data.labels, "role": "student-kd", **(meta or {})})
+
+
 def train_kd(
     run: cfg.RunSettings, data_settings: cfg.DataSettings, settings: cfg.TrainSettings, student: cfg.StudentSettings,
     kd: cfg.KDSettings,
@@ -88,14 +105,8 @@ def train_kd(
                                       loader.meta.get("source_hash"))
         except TeacherFileError as exc:
             fail(str(exc))
-        model, _ = build_student(student, len(data.labels), reference)
-        model = distributed.setup_model(model, settings.device)
-        train = WithCachedTargets(loader, {"teacher_logits": logits})
-        dev = data.loader("dev", settings.eval_batch_size_per_device, train=False, seed=settings.seed, rank=0,
-                          world_size=1)
-        objective = VanillaKDObjective(model, kd.temperature, kd.alpha)
-        loop = fit_classifier(settings, objective, model, train, dev, vocab, output_dir,
-                              meta={"labels": data.labels, "role": "student-kd"})
+        loop = train_kd_student(settings, data, student, reference, vocab, logits, kd.temperature, kd.alpha,
+                                loader, output_dir)
         snapshot, result["train"] = loop.best_snapshot, loop
     if run.do_eval:
         if not snapshot:
