@@ -127,7 +127,8 @@ def test_resumed_schedule_continues_the_learning_rate(start):
     module = flow.nn.Linear(2, 2)
     args = gd.build_parser().parse_args(["--input_dir", "x", "--output_dir", "y", "--max_steps", "10",
                                          "--learning_rate", "1.0", "--eager"])
-    optimizer, scheduler = resumed_step_optimization(module, gd.step_config(args, warmup_steps=4), start)
+    settings = gd.distill_settings(args)
+    optimizer, scheduler = resumed_step_optimization(module, gd.step_config(settings, warmup_steps=4), start)
     seen = []
     for _ in range(start, 10):
         seen.append(optimizer.param_groups[0]["lr"])

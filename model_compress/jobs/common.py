@@ -8,7 +8,6 @@ import dataclasses
 import datetime
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 
@@ -24,6 +23,7 @@ from model_compress.jobs.settings import DataSettings, TrainSettings
 from model_compress.modeling.bert import BertForSequenceClassification, count_parameters, parameter_mib
 from model_compress.modeling.checkpoint import (
     check_state_shapes,
+    classifier_state,
     load_snapshot,
     load_state_into,
     module_state_numpy,
@@ -70,23 +70,6 @@ def find_vocab(model_dir: str, vocab_file: str | None) -> str:
         return beside
     fail(f"no vocab.txt in {model_dir}: pass --vocab_file")
     raise AssertionError
-
-
-_STUDENT_KEY = re.compile(r"^(?:.*\.)?student\.(.+)$")
-
-
-def classifier_state(state: dict) -> dict:
-    """HF-keyed classifier tensors from a snapshot that may hold a whole distillation objective.
-
-    Objective snapshots nest the student under `student.` (possibly below a wrapper such as
-    `objective.student.`); teacher tensors and projections are left out.
-    """
-    student = {}
-    for key, value in state.items():
-        match = _STUDENT_KEY.match(key)
-        if match:
-            student[match.group(1)] = value
-    return student or state
 
 
 def load_model_snapshot(model_dir: str, purpose: str, student: bool = False) -> tuple[dict, BertConfig, dict]:

@@ -15,9 +15,6 @@ pretrained model when no such directory exists (a note says so). See docs/mft.md
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import datetime
-import os
 from collections.abc import Sequence
 
 from model_compress.cli import (
@@ -27,78 +24,20 @@ from model_compress.cli import (
     fail,
     normalise_aliases,
     note_ignored,
-    seed_everything,
     user_errors,
 )
-from model_compress.jobs.common import (
-    DEFAULT_MODEL,
-    REPO_ROOT,
-    default_output_dir,
-    find_vocab,
-    flags_of,
-    load_task_data,
-    resolve_model_dir,
+from model_compress.jobs.common import DEFAULT_MODEL, default_output_dir, flags_of
+from model_compress.jobs.pipelines.inputs import (  # the seeds' path fallbacks, re-exported
+    SEED_MODEL_NAMES,  # noqa: F401
+    RunInputs,
+    prepare_inputs,
+    resolve_data_dir,  # noqa: F401
+    resolve_model,  # noqa: F401
+    resolve_vocab,  # noqa: F401
+    stamp_dir,
 )
-from model_compress.jobs.pipelines.mft import RunInputs, finetune, meta_finetune, note, score_examples
+from model_compress.jobs.pipelines.mft import finetune, meta_finetune, score_examples
 from model_compress.jobs.settings import DataSettings, MFTSettings, RunSettings, TrainSettings, from_flags
-
-SEED_MODEL_NAMES = ("uncased_L-12_H-768_A-12_oneflow",)
-
-
-# ----------------------------------------------------------------------------------------------
-# seed-style paths
-
-
-def resolve_model(path: str | None) -> str:
-    """--model_load_dir as the seeds use it; the seed's BERT-base name falls back to the default model."""
-    if path and path != DEFAULT_MODEL and not os.path.exists(path):
-        if not os.path.isabs(path) and os.path.exists(os.path.join(REPO_ROOT, path)):
-            return os.path.join(REPO_ROOT, path)
-        name = os.path.basename(os.path.normpath(path))
-        if name in SEED_MODEL_NAMES:
-            beside = os.path.join(REPO_ROOT, "models", name)
-            if os.path.exists(beside):
-                return beside
-            default = resolve_model_dir(DEFAULT_MODEL)
-            note(f"{path} not found (here or in {os.path.dirname(beside)}): using the default pretrained "
-                  f"model {default} instead")
-            return default
-    return resolve_model_dir(path)
-
-
-def resolve_vocab(model_dir: str, vocab_file: str | None) -> str:
-    """--vocab_file if it exists; a missing one (e.g. the seed's BERT-base path) gives way to the model's own."""
-    if vocab_file and not os.path.isfile(vocab_file):
-        beside = os.path.join(model_dir, "vocab.txt")
-        if os.path.isfile(beside):
-            note(f"--vocab_file {vocab_file} not found: using the model's own {beside}")
-            return beside
-    return find_vocab(model_dir, vocab_file)
-
-
-def resolve_data_dir(path: str) -> str:
-    """A relative --data_dir missing here is looked up under the repository root (seeds run from mft/)."""
-    if os.path.isdir(path):
-        return path
-    candidate = os.path.join(REPO_ROOT, path)
-    if not os.path.isabs(path) and os.path.isdir(candidate):
-        note(f"--data_dir {path} not found here: using {candidate}")
-        return candidate
-    fail(f"--data_dir {path} does not exist (looked here and under {REPO_ROOT}); the default K-shot data "
-         "is made by `python -m model_compress.data.synthetic --out data` in the repository root")
-    raise AssertionError
-
-
-def prepare_inputs(
-    settings: DataSettings, seed: int, model_path: str | None, vocab_file: str | None,
-    splits: Sequence[str] = ("train", "dev"), student: bool = False,
-) -> RunInputs:
-    """Seed, then the model dir, vocab and task data with the seeds' path fallbacks (see the module doc)."""
-    seed_everything(seed)
-    model_dir = resolve_model(model_path)
-    vocab = resolve_vocab(model_dir, vocab_file)
-    settings = dataclasses.replace(settings, data_dir=resolve_data_dir(settings.data_dir))
-    return RunInputs(model_dir, vocab, load_task_data(settings, vocab, splits, model_dir, student))
 
 
 def _prepare(args: argparse.Namespace, splits: Sequence[str]) -> RunInputs:
@@ -145,13 +84,6 @@ def preprocess_main(argv=None) -> None:
 
 # ----------------------------------------------------------------------------------------------
 # meta_finetuning.py
-
-
-def stamp_dir(model_save_dir: str | None) -> str:
-    """The seed's output/model_save-<YYYY-mm-dd-HH:MM:SS>, unless --model_save_dir."""
-    if model_save_dir:
-        return model_save_dir
-    return os.path.join("output", f"model_save-{datetime.datetime.now().strftime('%Y-%m-%d-%H:%M:%S')}")
 
 
 def run_meta_finetuning(args: argparse.Namespace) -> dict:

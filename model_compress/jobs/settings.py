@@ -104,3 +104,80 @@ class MFTSettings:
 
     layer_indexes: str | None
     domain_loss_weight: float
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaTeacherSettings:
+    """The Meta-KD meta-teacher: MFT's domain-corruption loss, with sample weights and that loss switchable."""
+
+    layer_indexes: str | None
+    domain_loss_weight: float
+    use_sample_weights: bool
+    use_domain_loss: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherDumpSettings:
+    """Where the Meta-KD teacher dump lives, whether to recompute it, and what its attention arrays hold."""
+
+    dump_dir: str | None
+    refresh_teacher_cache: bool
+    attention_loss: str
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaKDSettings:
+    """Meta-KD distillation: the meta-teacher, stage, domain and the loss weights of the two stages."""
+
+    teacher_model: str | None
+    distill_stage: str
+    genre: str
+    # stage 1
+    first_stage_epochs: float
+    domain_loss_weight: float
+    use_sample_weights: bool
+    # stage 2 (and vanilla KD)
+    temperature: float
+    weight_soft_loss: bool
+    alpha: float
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneralDistillSettings:
+    """PP-MiniLM general distillation: teacher and corpus, relations, student shape, the step run."""
+
+    teacher_model_name_or_path: str
+    input_dir: str
+    output_dir: str
+    vocab_file: str | None
+    do_lower_case: bool
+    # relations
+    num_relation_heads: int
+    teacher_layer_index: int
+    student_layer_index: int
+    alpha: float
+    beta: float
+    # student shape (0: the teacher's width / heads, 4 x width for the FFN)
+    num_layers: int
+    hidden_size: int
+    num_attention_heads: int
+    intermediate_size: int
+    # corpus stream and steps
+    max_seq_length: int
+    pack: bool
+    shuffle_buffer: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    max_grad_norm: float
+    max_steps: int
+    warmup_steps: int
+    warmup_proportion: float
+    logging_steps: int
+    save_steps: int
+    keep_last: int
+    seed: int
+    device: str
+    use_amp: bool
+    resume: bool
+    eager: bool

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from model_compress.modeling.checkpoint import check_state_shapes, load_snapshot, load_state_into
+from model_compress.modeling.checkpoint import check_state_shapes, classifier_state, load_snapshot, load_state_into
 from model_compress.modeling.checkpoint.atomic import install_dir, sibling
 from model_compress.modeling.config import BertConfig
 from model_compress.serving import ServingError
@@ -118,8 +118,6 @@ def load_servable(model_dir: str, labels: Sequence[str] | None = None) -> Servab
     Distillation snapshots holding a whole objective give their ``student.`` model. Label names come
     from ``labels``, else the snapshot's meta (project) or ``id2label`` (HF), else ``"0" .. "N-1"``.
     """
-    from model_compress.jobs.common import classifier_state
-
     if not os.path.exists(model_dir):
         raise ServingError(f"--model_dir {model_dir} does not exist")
     try:

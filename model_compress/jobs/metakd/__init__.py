@@ -19,8 +19,9 @@ Entries (run from model_compress/metakd/, flags as in the seed README):
 
 `python -m model_compress.jobs.metakd summary ...` prints the per-domain comparison table.
 
-Modules: `shared` (task data, domains, training loop, teacher dump), `teacher` (steps 1-3), `distill`
-(step 4), `summary`; the entry points are re-exported here.
+Modules: `teacher` (steps 1-3), `distill` (step 4), `summary`, `shared` (the flags they share): flag
+parsing, typed settings and one call each into `jobs/pipelines/metakd.py` (shared pieces, steps 2-3) and
+`jobs/pipelines/metakd_distill.py` (step 4); the entry points are re-exported here.
 """
 
 from model_compress.jobs.metakd.distill import (

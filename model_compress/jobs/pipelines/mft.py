@@ -3,9 +3,7 @@ per-domain fine-tuning. The entries and their flags are in ``jobs/mft.py``."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import sys
 
 import numpy as np
 
@@ -31,6 +29,7 @@ from model_compress.jobs.common import (
     task_domains,
     write_results,
 )
+from model_compress.jobs.pipelines.inputs import RunInputs, note
 from model_compress.jobs.settings import MFTSettings, RunSettings, TrainSettings
 from model_compress.training import distributed
 from model_compress.training.evaluation import Predictor
@@ -38,24 +37,6 @@ from model_compress.training.objectives import ClassificationObjective
 from model_compress.training.sources import ArrayBatches
 
 WEIGHT_FILE = "weight.npy"
-
-
-def note(message: str) -> None:
-    if distributed.rank() == 0:
-        print(f"[mft] {message}", file=sys.stderr)
-
-
-@dataclasses.dataclass(frozen=True)
-class RunInputs:
-    """What an MFT or Meta-KD step reads: the model snapshot, its vocab and the task data (data_dir resolved)."""
-
-    model_dir: str
-    vocab: str
-    data: TaskData
-
-    @property
-    def data_dir(self) -> str:
-        return self.data.data_dir
 
 
 def _domains(data: TaskData) -> list[str]:

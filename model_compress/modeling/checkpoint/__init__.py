@@ -44,7 +44,12 @@ from model_compress.modeling.checkpoint.project import (
     SNAPSHOT_VERSION,
     save_snapshot,
 )
-from model_compress.modeling.checkpoint.shapes import check_state_shapes, expected_shape, select_prefix
+from model_compress.modeling.checkpoint.shapes import (
+    check_state_shapes,
+    classifier_state,
+    expected_shape,
+    select_prefix,
+)
 from model_compress.modeling.checkpoint.state import LoadReport, State, load_state_into, module_state_numpy
 
 __all__ = [
@@ -60,6 +65,7 @@ __all__ = [
     "LoadReport",
     "State",
     "check_state_shapes",
+    "classifier_state",
     "choose_legacy_prefix",
     "expected_shape",
     "hf_to_legacy_name",

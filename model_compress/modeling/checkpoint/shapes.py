@@ -1,4 +1,4 @@
-"""Shapes a BertConfig implies for HF-keyed tensors, and prefix selection."""
+"""Shapes a BertConfig implies for HF-keyed tensors, prefix selection, the classifier inside an objective."""
 
 from __future__ import annotations
 
@@ -64,3 +64,20 @@ def check_state_shapes(state: Mapping[str, np.ndarray], config: BertConfig) -> l
 def select_prefix(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """The entries whose key starts with ``prefix`` (e.g. ``"student."``), with the prefix removed."""
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+_STUDENT_KEY = re.compile(r"^(?:.*\.)?student\.(.+)$")
+
+
+def classifier_state(state: dict[str, Any]) -> dict[str, Any]:
+    """HF-keyed classifier tensors from a snapshot that may hold a whole distillation objective.
+
+    Objective snapshots nest the student under `student.` (possibly below a wrapper such as
+    `objective.student.`); teacher tensors and projections are left out.
+    """
+    student = {}
+    for key, value in state.items():
+        match = _STUDENT_KEY.match(key)
+        if match:
+            student[match.group(1)] = value
+    return student or state

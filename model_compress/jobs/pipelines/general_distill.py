@@ -1,0 +1,208 @@
+"""PP-MiniLM general distillation over typed settings: the teacher cut after its distilled layer, the student
+shape, resuming from the newest step snapshot, the relation objective and the corpus stream, then the step
+run. The entry and its flags are in ``jobs/general_distill.py``; see docs/minilm.md."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+from oneflow import nn
+
+from model_compress.cli import fail, seed_everything
+from model_compress.data.corpus import CorpusStream, list_corpus_files
+from model_compress.data.tokenization import FullTokenizer
+from model_compress.distill.minilm import RelationDistillation, encoder_layer_of
+from model_compress.jobs.common import classifier_state, find_vocab, load_model_snapshot, resolve_model_dir
+from model_compress.jobs.settings import GeneralDistillSettings
+from model_compress.modeling.bert import BertForSequenceClassification, BertModel
+from model_compress.modeling.checkpoint import load_state_into, module_state_numpy, select_prefix
+from model_compress.modeling.config import BertConfig
+from model_compress.training import distributed
+from model_compress.training.resume import (
+    SnapshotShapeMismatch,
+    list_snapshots,
+    load_newest_snapshot,
+    save_step_snapshot,
+)
+from model_compress.training.steps import NonFiniteLoss, StepConfig, amp_active, build_step, run_steps
+
+ROLE = "general_distill_student"
+
+
+def note(message: str) -> None:
+    if distributed.rank() == 0:
+        print(f"[general_distill] {message}", file=sys.stderr)
+
+
+def resolve_layer(index: int, num_layers: int, what: str) -> int:
+    """A python-style (negative counts from the end) layer index, checked against ``num_layers``."""
+    resolved = index + num_layers if index < 0 else index
+    if not 0 <= resolved < num_layers:
+        fail(f"--{what}_layer_index {index} is outside the {what}'s {num_layers} layers")
+    return resolved
+
+
+def load_teacher(model_dir: str, layer_index: int) -> tuple[BertModel, BertConfig, int]:
+    """The teacher encoder cut after the distilled layer (later layers are never needed), frozen, no dropout."""
+    state, config, _ = load_model_snapshot(model_dir, "build the teacher")
+    layer = resolve_layer(layer_index, config.num_hidden_layers, "teacher")
+    config = config.replace(num_hidden_layers=layer + 1, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    teacher = BertModel(config, add_pooler=False)
+    encoder_state = select_prefix(classifier_state(state), "bert.")
+    needed = {}
+    for key, value in encoder_state.items():
+        key_layer = encoder_layer_of(key)
+        if not key.startswith("pooler.") and (key_layer is None or key_layer <= layer):
+            needed[key] = value
+    report = load_state_into(teacher, needed, verbose=False)
+    if report.missing:
+        fail(f"teacher {model_dir} lacks {len(report.missing)} tensors, e.g. {', '.join(report.missing[:3])}")
+    for p in teacher.parameters():
+        p.requires_grad = False
+    teacher.eval()
+    return teacher, config, layer
+
+
+def student_config(
+    teacher_config: BertConfig, num_layers: int, hidden_size: int = 0, num_attention_heads: int = 0,
+    intermediate_size: int = 0,
+) -> BertConfig:
+    """The student's shape: ``num_layers`` deep; width/heads default (0) to the teacher's, FFN to 4 x width,
+    vocab and positions the teacher's."""
+    hidden = hidden_size or teacher_config.hidden_size
+    heads = num_attention_heads or teacher_config.num_attention_heads
+    try:
+        return BertConfig(
+            vocab_size=teacher_config.vocab_size,
+            hidden_size=hidden,
+            num_hidden_layers=num_layers,
+            num_attention_heads=heads,
+            intermediate_size=intermediate_size or 4 * hidden,
+            max_position_embeddings=teacher_config.max_position_embeddings,
+            type_vocab_size=teacher_config.type_vocab_size,
+            initializer_range=teacher_config.initializer_range,
+            layer_norm_eps=teacher_config.layer_norm_eps,
+        )
+    except ValueError as exc:
+        fail(str(exc))
+        raise AssertionError from None
+
+
+def check_relation_heads(num_relation_heads: int, widths: Sequence[int]) -> None:
+    """Fail with the valid choices when ``num_relation_heads`` does not divide every width."""
+    if num_relation_heads > 0 and all(w % num_relation_heads == 0 for w in widths):
+        return
+    common = int(np.gcd.reduce(np.asarray(widths)))
+    choices = [d for d in range(1, common + 1) if common % d == 0]
+    fail(f"--num_relation_heads {num_relation_heads} must divide the teacher and student widths {list(widths)}; "
+         f"valid: {choices}")
+
+
+def step_config(settings: GeneralDistillSettings, warmup_steps: int | None = None) -> StepConfig:
+    """The step run the settings ask for (``warmup_steps`` default: --warmup_steps, or --warmup_proportion)."""
+    if warmup_steps is None:
+        warmup_steps = (settings.warmup_steps if settings.warmup_steps >= 0
+                        else int(round(settings.warmup_proportion * settings.max_steps)))
+    return StepConfig(
+        max_steps=settings.max_steps, learning_rate=settings.learning_rate, weight_decay=settings.weight_decay,
+        max_grad_norm=settings.max_grad_norm, warmup_steps=warmup_steps, logging_steps=settings.logging_steps,
+        save_steps=settings.save_steps, device=settings.device, eager=settings.eager, use_amp=settings.use_amp,
+        sequences_per_step=settings.batch_size * distributed.world_size(), desc="general_distill",
+    )
+
+
+def student_state(student: nn.Module) -> dict[str, np.ndarray]:
+    """What a general student snapshot holds: the encoder and pooler, no task head (gathered on every rank)."""
+    return {k: v for k, v in module_state_numpy(student).items() if not k.startswith("classifier.")}
+
+
+def resume_student(settings: GeneralDistillSettings, student: nn.Module, config: BertConfig
+                   ) -> tuple[int, str | None]:
+    """(start step, snapshot) of the newest model_<step> in the output folder under --resume, else (0, None)."""
+    try:
+        start_step, path = (load_newest_snapshot(settings.output_dir, student, config) if settings.resume
+                            else (0, None))
+    except SnapshotShapeMismatch as exc:
+        fail(f"{exc.path} holds a student of another shape than the flags ask for; use another --output_dir "
+             "or --resume False")
+    if path:
+        note(f"resuming from {path} (step {start_step}); Adam moments restart")
+    elif not settings.resume and list_snapshots(settings.output_dir):
+        note(f"--resume False: starting over; snapshots in {settings.output_dir} will be replaced")
+    return start_step, path
+
+
+def distill_general(settings: GeneralDistillSettings) -> dict:
+    """Distil a student; returns ``{"step", "snapshot", "losses" [(step, loss)], "seconds"}``."""
+    rank, world = distributed.rank(), distributed.world_size()
+    is_main = rank == 0
+    seed_everything(settings.seed)  # same on every rank: identical student initialisation
+
+    teacher_dir = resolve_model_dir(settings.teacher_model_name_or_path)
+    vocab = find_vocab(teacher_dir, settings.vocab_file)
+    teacher, teacher_cfg, t_layer = load_teacher(teacher_dir, settings.teacher_layer_index)
+    if settings.max_seq_length > teacher_cfg.max_position_embeddings:
+        fail(f"--max_seq_length {settings.max_seq_length} exceeds the teacher's "
+             f"{teacher_cfg.max_position_embeddings} positions")
+    config = student_config(teacher_cfg, settings.num_layers, settings.hidden_size, settings.num_attention_heads,
+                            settings.intermediate_size)
+    s_layer = resolve_layer(settings.student_layer_index, config.num_hidden_layers, "student")
+    check_relation_heads(settings.num_relation_heads, [teacher_cfg.hidden_size, config.hidden_size])
+    if s_layer != config.num_hidden_layers - 1:
+        note(f"student layers above {s_layer} get no signal and stay at their initialisation")
+
+    student = BertForSequenceClassification(config)
+    start_step, path = resume_student(settings, student, config)
+    config_run = step_config(settings)
+    if settings.use_amp and not amp_active(config_run):
+        note("--use_amp is ignored on CPU and in eager mode")
+
+    objective = RelationDistillation(student, teacher, s_layer, t_layer, settings.num_relation_heads,
+                                     settings.alpha, settings.beta)
+    objective = distributed.setup_model(objective, settings.device)
+    meta = {
+        "role": ROLE, "teacher": os.path.abspath(teacher_dir), "teacher_layer_index": t_layer,
+        "student_layer_index": s_layer, "num_relation_heads": settings.num_relation_heads, "alpha": settings.alpha,
+        "beta": settings.beta, "max_seq_length": settings.max_seq_length, "batch_size": settings.batch_size * world,
+        "learning_rate": settings.learning_rate, "max_steps": settings.max_steps, "seed": settings.seed,
+    }
+
+    def save(step: int, loss: float | None) -> str:
+        return save_step_snapshot(student_state(student), settings.output_dir, step, config,
+                                  {**meta, "step": step, "loss": loss}, {"vocab.txt": vocab}, settings.keep_last)
+
+    if start_step >= settings.max_steps:
+        snapshot = path or save(start_step, None)
+        if is_main:
+            print(f"[general_distill] nothing to train: step {start_step} >= --max_steps {settings.max_steps}; "
+                  f"student at {snapshot}")
+        return {"step": start_step, "snapshot": snapshot, "losses": [], "seconds": 0.0}
+
+    step_fn = build_step(objective, config_run, start_step)
+    teacher.eval()  # build_step put the whole objective in training mode
+    try:
+        files = list_corpus_files(settings.input_dir)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    stream = CorpusStream(files, FullTokenizer(vocab, do_lower_case=settings.do_lower_case), settings.max_seq_length,
+                          settings.seed, rank, world, settings.pack, settings.shuffle_buffer)
+    note(f"teacher {teacher_dir} layer {t_layer} -> student {config.num_hidden_layers}x{config.hidden_size} "
+         f"({config.num_attention_heads} heads) layer {s_layer}; {len(files)} corpus files; "
+         f"relation heads {settings.num_relation_heads}, alpha {settings.alpha}, beta {settings.beta}")
+    try:
+        done = run_steps(step_fn, list(objective.input_names), stream.batches(settings.batch_size, skip=start_step),
+                         start_step, save, config_run)
+    except NonFiniteLoss as exc:
+        fail(f"{exc}: lower --learning_rate")
+    result = dataclasses.asdict(done)
+    if is_main:
+        with open(os.path.join(settings.output_dir, "general_distill_log.json"), "a", encoding="utf-8") as f:
+            f.write(json.dumps({"start_step": start_step, "step": done.step, "seconds": round(done.seconds, 1),
+                                "losses": done.losses, "snapshot": done.snapshot}) + "\n")
+        print(f"[general_distill] step {done.step}: student snapshot {done.snapshot}")
+    return result
