@@ -6,6 +6,7 @@ Boolean flags accept both styles the seeds use: `--do_train` and `--do_train=Tru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import functools
 import os
@@ -199,13 +200,24 @@ def user_errors(main: F) -> F:
     """
     @functools.wraps(main)
     def run(*args, **kwargs):
-        try:
-            return main(*args, **kwargs)
-        except _user_error_types() as exc:
-            fail(str(exc).strip("'\""))
-        except OSError as exc:
-            if exc.errno not in _DISK_ERRNOS:
-                raise
-            fail(f"{exc.filename or 'writing'}: {exc.strerror}" + (
-                " (nothing was left half-written)" if exc.errno == errno.ENOSPC else ""))
+        with failed_rank_exits():
+            try:
+                return main(*args, **kwargs)
+            except _user_error_types() as exc:
+                fail(str(exc).strip("'\""))
+            except OSError as exc:
+                if exc.errno not in _DISK_ERRNOS:
+                    raise
+                fail(f"{exc.filename or 'writing'}: {exc.strerror}" + (
+                    " (nothing was left half-written)" if exc.errno == errno.ENOSPC else ""))
     return run  # type: ignore[return-value]
+
+
+def failed_rank_exits() -> contextlib.AbstractContextManager:
+    """Under a multi-process launcher (WORLD_SIZE > 1), a failing rank exits at once instead of hanging
+    in OneFlow's shutdown (`training.distributed.failure_ends_process`); otherwise nothing changes."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        return contextlib.nullcontext()
+    from model_compress.training.distributed import failure_ends_process
+
+    return failure_ends_process()

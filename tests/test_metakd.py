@@ -402,3 +402,58 @@ def test_seed_000_metakd_commands_in_graph_mode(senti_dir, tiny_model_dir, tmp_p
     second = run("meta_distill.py", *distill, "--distill_stage", "second")
     assert "continues the stage-1 student" in second.stderr
     assert json.loads((student_out / "results_eval_all.json").read_text())["stage"] == "second"
+
+
+# ----------------------------------------------------------------------------------------------
+# two processes under oneflow.distributed.launch
+
+TWO_RANK_DRIVER = os.path.join(REPO_ROOT, "tests", "two_rank_objectives.py")
+
+
+def _launch(port: int, *args, cwd=None, timeout=600) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "oneflow.distributed.launch", "--nproc_per_node", "2", "--master_port", str(port),
+           *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def test_layerwise_objectives_on_a_split_batch_match_one_process(tmp_path):
+    """Meta-KD stage 1 (probs, scores), stage 2 and PKD's hidden MSE compile as a 2-rank nn.Graph over a
+    batch split between the ranks, and give the loss of the whole batch computed eagerly in one process.
+
+    Stacking the student's per-layer maps failed here ('Stack Grad expects the shape of input tensor ...').
+    """
+    proc = _launch(29751, TWO_RANK_DRIVER, "objectives", str(tmp_path), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert reports[0] == reports[1]  # one global loss
+    assert set(reports[0]) == {"metakd_first_probs", "metakd_first_scores", "metakd_second", "pkd_hidden_mse"}
+    for name, loss in reports[0].items():
+        assert loss["split"] == pytest.approx(loss["local"], rel=1e-5), name
+
+
+def test_a_rank_failing_alone_ends_the_launch(tmp_path):
+    """Rank 1 raises while rank 0 waits for it: the launcher ends with a non-zero exit instead of hanging."""
+    proc = _launch(29752, TWO_RANK_DRIVER, "fail", str(tmp_path), timeout=120)
+    assert proc.returncode != 0
+    assert "RuntimeError: rank 1 fails alone" in proc.stderr
+    assert not (tmp_path / "rank0_passed_the_barrier").exists()
+
+
+@pytest.mark.slow
+def test_distill_stages_under_the_two_process_launcher(pipeline, tmp_path):
+    """meta_distill.py stage first, then second, with 2 processes (4 books rows per rank and step)."""
+    p = pipeline
+    common = [os.path.join(REPO_ROOT, "model_compress", "metakd", "meta_distill.py"), "--teacher_model",
+              p["teacher"]["snapshot"], "--data_dir", p["data"], "--genre", "books", "--student_num_hidden_layers",
+              "2", "--batch_size_per_device", "4", "--learning_rate", "1e-3", "--num_epochs", "2",
+              "--model_save_dir", str(tmp_path), *COMMON]
+    first = _launch(29753, *common, "--student_model", p["model"], "--distill_stage", "first")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "stage 1 (books, 8 examples, 2 steps" in first.stderr  # 8 rows, 2 x 4 per step: 1 step an epoch
+    assert os.path.isdir(tmp_path / "snapshot_meta_student_first_books")
+    second = _launch(29753, *common, "--distill_stage", "second")
+    assert second.returncode == 0, second.stderr[-3000:]
+    results = json.loads((tmp_path / "results_eval_books.json").read_text())
+    assert results["role"] == "meta-kd-student" and results["stage"] == "second"
+    assert results["student_init"].endswith("snapshot_meta_student_first_books")
+    assert results["num_examples"] == 4 and set(results["per_domain"]) == {"books", "dvd", "electronics", "kitchen"}

@@ -6,6 +6,8 @@ MFT); the plain ones average over the batch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import oneflow as flow
 import oneflow.nn.functional as F
 
@@ -69,13 +71,21 @@ def normalized_state_distance(student_states: flow.Tensor, teacher_states: flow.
     return ((s - t) ** 2).sum(-1).sum(-1).mean()
 
 
-def layerwise_mse_per_example(student: flow.Tensor, teacher: flow.Tensor) -> flow.Tensor:
-    """[B, layers, ...] stacks -> [B]: per layer the mean squared error over its elements, summed over layers.
+def layerwise_mse_per_example(students: Sequence[flow.Tensor], teacher: flow.Tensor) -> flow.Tensor:
+    """Per-layer student tensors [B, ...] against the teacher's [B, layers, ...] stack -> [B]: per layer
+    the mean squared error over its elements, summed over layers.
 
-    Its batch mean is the sum over layers of each layer's MSE over the whole batch.
+    Its batch mean is the sum over layers of each layer's MSE over the whole batch. The student side is
+    not stacked: in a multi-process nn.Graph, OneFlow 0.9 may give the backward of `flow.stack` a split
+    along a non-batch axis that it maps to the wrong axis of the inputs ("Stack Grad expects the shape
+    of input tensor ..."); per-layer terms need no stack and its backward.
     """
-    diff = (student - teacher) ** 2
-    return diff.reshape(diff.shape[0], diff.shape[1], -1).mean(-1).sum(-1)
+    if len(students) != teacher.shape[1]:
+        raise ValueError(f"{len(students)} student layers against {teacher.shape[1]} teacher layers")
+    total = mse_per_example(students[0], teacher[:, 0])
+    for layer in range(1, len(students)):
+        total = total + mse_per_example(students[layer], teacher[:, layer])
+    return total
 
 
 def mse_per_example(student: flow.Tensor, teacher: flow.Tensor) -> flow.Tensor:

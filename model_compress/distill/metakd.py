@@ -74,18 +74,21 @@ def keep_unmasked(scores: flow.Tensor) -> flow.Tensor:
     return scores * (scores > MASKED_SCORE).to(scores.dtype)
 
 
-def attention_mse_per_example(student: flow.Tensor, teacher: flow.Tensor, attention: str = "probs") -> flow.Tensor:
-    """[B, layers, heads, L, L] stacks -> [B]: sum over layers of the mean squared error per layer.
+def attention_mse_per_example(student: Sequence[flow.Tensor], teacher: flow.Tensor,
+                              attention: str = "probs") -> flow.Tensor:
+    """Student maps [B, heads, L, L] per layer, teacher stack [B, layers, heads, L, L] -> [B]: sum over
+    layers of the mean squared error per layer.
 
     `attention` "scores": raw scores, masked keys (<= -100) counted as 0; "probs": probabilities as they are.
     """
     if attention == "scores":
-        student, teacher = keep_unmasked(student), keep_unmasked(teacher)
+        student, teacher = [keep_unmasked(s) for s in student], keep_unmasked(teacher)
     return losses.layerwise_mse_per_example(student, teacher)
 
 
-def hidden_mse_per_example(student_states: flow.Tensor, teacher_states: flow.Tensor) -> flow.Tensor:
-    """[B, layers, L, H] stacks (student already projected) -> [B]: sum over layers of the per-layer MSE."""
+def hidden_mse_per_example(student_states: Sequence[flow.Tensor], teacher_states: flow.Tensor) -> flow.Tensor:
+    """Student states [B, L, H] per layer (already projected), teacher stack [B, layers, L, H] -> [B]: sum
+    over layers of the per-layer MSE."""
     return losses.layerwise_mse_per_example(student_states, teacher_states)
 
 
@@ -158,9 +161,9 @@ class MetaDistillFirstStage(nn.Module):
                 teacher_logits, teacher_attention, teacher_hidden, teacher_domain):
         logits, enc = self.student(input_ids, segment_ids, input_mask, output_hidden_states=True,
                                    output_attentions=True)
-        attention = attention_mse_per_example(flow.stack(attention_maps(enc, self.attention), dim=1),
-                                              teacher_attention, self.attention)
-        hidden = hidden_mse_per_example(self.fit_dense(flow.stack(enc.hidden_states, dim=1)), teacher_hidden)
+        # per-layer terms, no stack of the student's layers (see losses.layerwise_mse_per_example)
+        attention = attention_mse_per_example(attention_maps(enc, self.attention), teacher_attention, self.attention)
+        hidden = hidden_mse_per_example([self.fit_dense(h) for h in enc.hidden_states], teacher_hidden)
         dom = losses.mse_per_example(self.student_domain(enc.sequence_output, input_mask, domain), teacher_domain)
         per_example = attention + hidden + self.domain_loss_weight * dom
         if self.use_sample_weights:

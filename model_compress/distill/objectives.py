@@ -120,8 +120,8 @@ class PKDSequenceMSEObjective(nn.Module):
         logits, enc = self.student(input_ids, segment_ids, input_mask, output_hidden_states=True)
         hard = losses.cross_entropy_per_example(logits, labels_of(label_ids)).mean()
         soft = losses.class_mean_soft_cross_entropy(logits, teacher_logits, self.temperature)
-        student_hidden = flow.stack([enc.hidden_states[j] for j in self.student_layers], dim=1)
-        patient = losses.layerwise_mse_per_example(self.fit_dense(student_hidden), teacher_hidden).mean()
+        student_hidden = [self.fit_dense(enc.hidden_states[j]) for j in self.student_layers]
+        patient = losses.layerwise_mse_per_example(student_hidden, teacher_hidden).mean()
         loss = (1.0 - self.alpha) * hard + self.alpha * soft + self.beta * patient
         return loss, logits
 

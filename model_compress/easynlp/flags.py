@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from model_compress.cli import str2bool
+from model_compress.cli import failed_rank_exits, str2bool
 
 APP_NAMES = ("text_classify", "text_match")
 MODES = ("train", "evaluate", "predict")
@@ -40,16 +40,17 @@ class OneLineParser(argparse.ArgumentParser):
 
 def guarded(prog: str, run: Callable[[], object]) -> None:
     """Run ``run``; a :class:`UsageError` or a job's ``fail()`` message becomes one line on stderr and exit 2."""
-    try:
-        run()
-    except UsageError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except SystemExit as exc:
-        if isinstance(exc.code, str):  # model_compress.cli.fail("error: ...")
-            print(f"{prog}: {exc.code}", file=sys.stderr)
+    with failed_rank_exits():
+        try:
+            run()
+        except UsageError as exc:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
-        raise
+        except SystemExit as exc:
+            if isinstance(exc.code, str):  # model_compress.cli.fail("error: ...")
+                print(f"{prog}: {exc.code}", file=sys.stderr)
+                raise SystemExit(2) from None
+            raise
 
 
 def build_parser(prog: str, description: str) -> OneLineParser:

@@ -8,6 +8,12 @@ data-parallel training with gradients all-reduced by OneFlow.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+
 import numpy as np
 import oneflow as flow
 from oneflow import nn
@@ -64,3 +70,32 @@ def to_local_numpy(tensor: flow.Tensor) -> np.ndarray:
 def barrier() -> None:
     if is_distributed():
         flow.comm.barrier()
+
+
+@contextlib.contextmanager
+def failure_ends_process() -> Iterator[None]:
+    """A rank whose run fails ends its process at once, with the error's exit code (1 for a traceback).
+
+    OneFlow 0.9's shutdown waits for every rank: a process that failed while its peers went on (or
+    waited for it in a collective) would hang at exit instead of exiting, and
+    `oneflow.distributed.launch`, which stops every process as soon as one exits non-zero, would wait
+    forever. Output is flushed and the traceback printed before `os._exit`.
+    """
+    try:
+        yield
+    except SystemExit as exc:
+        if exc.code in (None, 0):
+            raise
+        if not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+        _exit_now(exc.code if isinstance(exc.code, int) else 1)
+    except BaseException:
+        traceback.print_exc()
+        _exit_now(1)
+
+
+def _exit_now(code: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
