@@ -63,14 +63,14 @@ def test_threads_are_shared_between_ranks_on_one_machine():
 
 def test_tune_with_injected_timings_interleaves_rounds_and_tries_onednn_on_the_winner(monkeypatch):
     monkeypatch.setattr(tuning.blas, "replacement_library", lambda: "/lib/x.so")
-    layer_ms = {BASELINE: [370.0, 360.0], HASWELL: [600.0, 590.0], SKYLAKEX: [620.0, 615.0],
+    step_ms = {BASELINE: [370.0, 360.0], HASWELL: [600.0, 590.0], SKYLAKEX: [620.0, 615.0],
                 OPENBLAS_2T: [210.0, 150.0], OPENBLAS_1T: [260.0, 250.0], with_onednn(OPENBLAS_2T): [500.0, 480.0]}
     calls = []
 
     def fake_measure(setting):
         calls.append(setting)
-        value = layer_ms[setting][sum(1 for c in calls if c == setting) - 1]
-        return {"layer_ms": value, "sgemm_gflops": 1.0, "softmax_after_gemm_ms": 1.0,
+        value = step_ms[setting][sum(1 for c in calls if c == setting) - 1]
+        return {"step_ms": value, "layer_ms": 2 * value, "sgemm_gflops": 1.0, "softmax_after_gemm_ms": 1.0,
                 "layernorm_ms": 1.0, "center_ms": 1.0, "matmul_rel_error": 0.0}
 
     info = {"model": "Test CPU", "vendor": "GenuineIntel", "flags": ["avx2", "avx512f"], "cores": 2}
@@ -79,7 +79,7 @@ def test_tune_with_injected_timings_interleaves_rounds_and_tries_onednn_on_the_w
     assert RuntimeSetting.from_json(entry["chosen"]) == OPENBLAS_2T
     assert calls[:5] == calls[5:10] == [BASELINE, HASWELL, SKYLAKEX, OPENBLAS_2T, OPENBLAS_1T]  # interleaved
     assert calls[10:] == [with_onednn(OPENBLAS_2T)] * 2  # oneDNN only on the winner
-    best = {row["name"]: row["layer_ms"] for row in entry["measurements"]}
+    best = {row["name"]: row["step_ms"] for row in entry["measurements"]}
     assert best["openblas-2t"] == 150.0 and best["oneflow-openblas[autodetect]"] == 360.0
 
 
@@ -94,7 +94,7 @@ def write_cache(path, setting: RuntimeSetting) -> None:
     key = tuning.cpu_key(tuning.cpu_info())
     entry = {"cpu": "test", "cores": 2, "measured_at": "now", "chosen": setting.to_json(),
              "chosen_name": setting.name,
-             "measurements": [{"setting": setting.to_json(), "name": setting.name, "layer_ms": 1.0,
+             "measurements": [{"setting": setting.to_json(), "name": setting.name, "step_ms": 0.5, "layer_ms": 1.0,
                                "sgemm_gflops": 2.0, "softmax_after_gemm_ms": 3.0, "layernorm_ms": 4.0,
                                "center_ms": 5.0, "matmul_rel_error": 0.0}]}
     tuning.write_cache_entry(str(path), key, entry)

@@ -1,9 +1,11 @@
 """The measurement behind the CPU runtime choice, run in a fresh process per candidate setting.
 
 `tuning.py` starts ``python -m model_compress.runtime.probe`` with a candidate's environment; this module
-times a BERT-layer-shaped op mix in OneFlow (projections and FFN matmuls including the transposed
-products of the backward pass, attention batch matmuls, softmax and GELU after the matmuls, LayerNorm and
-mean-centring), checks the matmul against numpy, and prints one JSON line.
+times what decides the choice, a compiled nn.Graph training step of a 2-layer BERT at the default width
+(batch 32, seq 64: the kernels, threads and scheduling of a real step), and, as diagnostics, a BERT-layer
+op mix in eager mode (projections and FFN matmuls including the transposed products of the backward
+pass, attention batch matmuls, softmax and GELU right after the matmuls, LayerNorm, mean-centring). It
+checks the matmul against numpy and prints one JSON line.
 """
 
 from __future__ import annotations
@@ -41,6 +43,32 @@ def matmul_error(flow) -> float:
     return worst
 
 
+def graph_step_seconds(flow, layers: int = 2, batch: int = 32, steps: int = 5) -> float:
+    """Median seconds of a compiled BERT training step (after two warm-up steps)."""
+    from model_compress.modeling.bert import BertForSequenceClassification
+    from model_compress.modeling.config import BertConfig
+    from model_compress.training.graph import make_train_step
+    from model_compress.training.objectives import ClassificationObjective
+    from model_compress.training.optim import build_optimizer, build_scheduler
+
+    config = BertConfig(hidden_size=HIDDEN, num_hidden_layers=layers, num_attention_heads=HEADS,
+                        intermediate_size=FFN)
+    objective = ClassificationObjective(BertForSequenceClassification(config))
+    optimizer = build_optimizer(objective, 2e-5)
+    step = make_train_step(objective, optimizer, build_scheduler(optimizer, 100))
+    rs = np.random.RandomState(0)
+    inputs = [flow.tensor(a) for a in (rs.randint(1000, 30000, (batch, SEQ)).astype(np.int32),
+                                        np.ones((batch, SEQ), np.int32), np.zeros((batch, SEQ), np.int32),
+                                        rs.randint(0, 2, (batch, 1)).astype(np.int32))]
+    times = []
+    for i in range(steps + 2):
+        start = time.perf_counter()
+        step(*inputs)[0].numpy()
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
 def measure(repeats: int = 5) -> dict:
     """Time the op mix and its parts in this process (settings already applied by the runtime)."""
     import oneflow as flow
@@ -74,6 +102,7 @@ def measure(repeats: int = 5) -> dict:
     gemm = _best_of(lambda: flow.matmul(h, w_in).numpy(), repeats)
     x = flow.randn(32, SEQ, HIDDEN)
     return {
+        "step_ms": graph_step_seconds(flow) * 1e3,
         "layer_ms": _best_of(lambda: layer().numpy(), repeats) * 1e3,
         "sgemm_gflops": 2 * TOKENS * HIDDEN * FFN / gemm / 1e9,
         "softmax_after_gemm_ms": _best_of(lambda: softmax_after_gemm().numpy(), repeats) * 1e3,
