@@ -154,7 +154,7 @@ def chosen_setting(force: bool = False, log: Callable[[str], None] | None = None
         return RuntimeSetting.from_json(read_cache(path)[key]["chosen"])
     if log is None:
         sys.stderr.write(f"model_compress: measuring CPU runtime settings for {info['model']} "
-                         f"(once per machine, about two minutes; cached in {path})\n")
+                         f"(once per machine, about three minutes; cached in {path})\n")
         log = lambda line: None  # noqa: E731
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path + ".lock", "a") as lock:
