@@ -25,15 +25,9 @@ from model_compress.runtime import require_oneflow  # noqa: E402
 flow = require_oneflow()
 import numpy as np  # noqa: E402
 
-from model_compress.modeling.bert import BertForSequenceClassification  # noqa: E402
-from model_compress.modeling.config import BertConfig  # noqa: E402
 from model_compress.runtime import blas  # noqa: E402
+from model_compress.runtime.probe import FFN, HIDDEN, train_step_seconds  # noqa: E402
 from model_compress.training import distributed  # noqa: E402
-from model_compress.training.graph import make_train_step  # noqa: E402
-from model_compress.training.objectives import ClassificationObjective  # noqa: E402
-from model_compress.training.optim import build_optimizer, build_scheduler, freeze_word_embeddings  # noqa: E402
-
-HIDDEN, FFN, HEADS = 384, 1536, 12
 
 
 def train_step_gflop(layers: int, batch: int, seq: int, hidden: int = HIDDEN, ffn: int = FFN) -> float:
@@ -69,33 +63,6 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def measure(eager: bool, fused: bool, batch: int, seq: int, layers: int, steps: int, frozen: bool,
-            device: str = "cpu", amp: bool = False) -> float:
-    """Seconds per training step (median of `steps` after two warm-up steps)."""
-    config = BertConfig(hidden_size=HIDDEN, num_hidden_layers=layers, num_attention_heads=HEADS,
-                        intermediate_size=FFN)
-    flow.manual_seed(0)
-    objective = distributed.setup_model(ClassificationObjective(BertForSequenceClassification(config)), device)
-    if frozen:
-        freeze_word_embeddings(objective)
-    optimizer = build_optimizer(objective, 2e-5, fused=fused)
-    step = make_train_step(objective, optimizer, build_scheduler(optimizer, 1000), eager=eager, amp=amp)
-    local = batch // distributed.world_size()
-    rs = np.random.RandomState(distributed.rank())
-    inputs = [
-        distributed.shard_batch_tensor(flow.tensor(array)) for array in (
-            rs.randint(1000, 30000, (local, seq)).astype(np.int32),
-            np.ones((local, seq), np.int32),
-            np.zeros((local, seq), np.int32),
-            rs.randint(0, 2, (local, 1)).astype(np.int32),
-        )
-    ]
-    for _ in range(2):  # compile / warm up
-        distributed.to_local_numpy(step(*inputs)[0])
-    times = [_timed(lambda: distributed.to_local_numpy(step(*inputs)[0])) for _ in range(steps)]
-    return float(np.median(times))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)
@@ -125,8 +92,9 @@ def main() -> None:
     for frozen in (False, True) if args.freeze_word_embeddings else (False,):
         for mode in args.modes.split(","):
             for layers, seq in shapes:
-                seconds = measure(mode == "eager", mode == "graph", args.batch, seq, layers, args.steps, frozen,
-                                  args.device, args.amp and mode != "eager")
+                seconds = train_step_seconds(flow, layers, args.batch, seq, args.steps, eager=mode == "eager",
+                                             fused=mode == "graph", frozen=frozen, device=args.device,
+                                             amp=args.amp and mode != "eager")
                 gflops = train_step_gflop(layers, args.batch, seq) / seconds
                 if main_rank:
                     label = mode + (" frozen-emb" if frozen else "") + (" amp" if args.amp and mode != "eager" else "")

@@ -5,3 +5,45 @@ if [ ! -x "$ROOT/.venv/bin/python" ] || [ ! -f "$ROOT/.venv/.model_compress_setu
 fi
 PYTHON="$ROOT/.venv/bin/python"
 cd "$ROOT"
+
+# plan_ranks GLOBAL_BATCH [job args...]: sets RANKS, the processes the next training job runs as (data
+# parallel under OneFlow's launcher), and RANK_BATCH, the rows each takes, so that the global batch and
+# hence the recipe stay the same. NPROC=auto (default): on a CPU, the count measured fastest on this
+# machine (python -m model_compress.runtime --ranks; docs/runtime.md); 1 on a GPU (DEVICE=cuda or
+# --device cuda among the job args). NPROC=N: N processes.
+plan_ranks() {
+    local batch=$1 n=${NPROC:-auto} device=${DEVICE:-cpu} prev=""
+    shift
+    for arg in "$@"; do
+        case "$arg" in --device=*) device=${arg#--device=} ;; esac
+        [ "$prev" = "--device" ] && device=$arg
+        prev=$arg
+    done
+    if [ "$n" = auto ]; then
+        if [ "$device" = cpu ]; then n=$("$PYTHON" -m model_compress.runtime --ranks); else n=1; fi
+        if [ $((batch % n)) -ne 0 ]; then
+            echo "[ranks] a batch of $batch rows does not split over $n processes: running one" >&2
+            n=1
+        fi
+    elif ! [[ "$n" =~ ^[1-9][0-9]*$ ]]; then
+        echo "error: NPROC=$n: expected auto or a positive number of processes" >&2
+        exit 2
+    elif [ $((batch % n)) -ne 0 ]; then
+        echo "error: a batch of $batch rows does not split over NPROC=$n processes" >&2
+        exit 2
+    fi
+    RANKS=$n
+    RANK_BATCH=$((batch / n))
+}
+
+# run_ranks SCRIPT ARGS...: run a training script as $RANKS processes (OneFlow's launcher), or plainly.
+run_ranks() {
+    if [ "${RANKS:-1}" -gt 1 ]; then
+        local port
+        port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        echo "[ranks] $1 as $RANKS data-parallel processes of $RANK_BATCH rows each"
+        "$PYTHON" -m oneflow.distributed.launch --nproc_per_node "$RANKS" --master_port "$port" "$@"
+    else
+        "$PYTHON" "$@"
+    fi
+}

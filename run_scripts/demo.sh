@@ -8,10 +8,12 @@
 #   5. export the PKD student to ONNX (parity-checked) and print teacher vs students: dev accuracy, parameters,
 #      MiB, samples/s and speed-up timed interleaved on the same batches (medians, robust to machine load),
 #      and the ONNX student's onnxruntime samples/s beside its OneFlow figure (run_scripts/demo_report.sh)
-# The two trainings of step 1 run side by side because a OneFlow CPU training step keeps about one core
-# busy (docs/benchmarks.md); evaluation, whose speed the table reports, always runs alone.
+# The two trainings of step 1 run side by side, one process each; step 3 runs alone as the number of
+# data-parallel processes measured fastest on this CPU (plan_ranks in common.sh). Both were measured
+# against the alternatives (docs/benchmarks.md). Evaluation, whose speed the table reports, runs alone.
 # Variables: OUT=output/demo  EPOCHS=3 (teacher)  STUDENT_EPOCHS=4  SEQ_LENGTH=32  DATA_ROOT=data/glue_data
-#            dataset=SST-2  SEED=42  PARALLEL=1 (0: train the no-teacher student after the teacher instead)
+#            dataset=SST-2  SEED=42  PARALLEL=1 (0: train the no-teacher student after the teacher instead,
+#            each as NPROC processes)  NPROC=auto  BATCH=32 (global)
 #            SPEED_ROUNDS=7 (interleaved timing rounds of the final table)
 #            DEVICE=cpu (cuda: train and evaluate on the GPU; the serving table is always timed on the CPU).
 #            The students' hyper-parameters (lr 2e-4, alpha 0.9, beta 10, T 2) were chosen on this set's
@@ -27,6 +29,7 @@ SEQ=${SEQ_LENGTH:-32}
 PARALLEL=${PARALLEL:-1}
 SEED=${SEED:-42}
 DEVICE=${DEVICE:-cpu}
+BATCH=${BATCH:-32}
 DATA="$DATA_ROOT/$dataset"
 START=$(date +%s)
 if [ ! -f "$DATA/train.tsv" ]; then
@@ -36,13 +39,14 @@ fi
 mkdir -p "$OUT"
 COMMON=(--task_name "$dataset" --data_dir "$DATA" --seq_length "$SEQ" --seed "$SEED" --device "$DEVICE")
 NO_TEACHER_LOG="$OUT/student_no_teacher.log"
+if [ "$PARALLEL" = "1" ]; then RANKS=1; RANK_BATCH=$BATCH; else plan_ranks "$BATCH"; fi
 
 train_no_teacher() {
     "$PYTHON" model_compress/distil/bert-pkd_generate_student_model.py \
         --teacher_model default --student_model "$OUT/student_init_pretrained" --layer_list 1,3,5
-    "$PYTHON" model_compress/distil/task_teacher.py "${COMMON[@]}" \
+    run_ranks model_compress/distil/task_teacher.py "${COMMON[@]}" \
         --model_load_dir "$OUT/student_init_pretrained" --model_save_dir "$OUT/student_no_teacher" \
-        --num_epochs "$STUDENT_EPOCHS" --learning_rate 2e-4 --do_train
+        --num_epochs "$STUDENT_EPOCHS" --learning_rate 2e-4 --batch_size_per_device "$RANK_BATCH" --do_train
 }
 
 NO_TEACHER_PID=""
@@ -54,8 +58,9 @@ if [ "$PARALLEL" = "1" ]; then
 else
     echo "== 1/5 teacher fine-tuning, then the no-teacher student"
 fi
-"$PYTHON" model_compress/distil/task_teacher.py "${COMMON[@]}" --model_load_dir default \
-    --model_save_dir "$OUT/teacher" --num_epochs "$EPOCHS" --learning_rate 5e-5 --do_train
+run_ranks model_compress/distil/task_teacher.py "${COMMON[@]}" --model_load_dir default \
+    --model_save_dir "$OUT/teacher" --num_epochs "$EPOCHS" --learning_rate 5e-5 --batch_size_per_device "$RANK_BATCH" \
+    --do_train
 if [ -n "$NO_TEACHER_PID" ]; then
     if ! wait "$NO_TEACHER_PID"; then
         NO_TEACHER_PID=""
@@ -75,10 +80,12 @@ echo "== 2/5 student from teacher layers 1,3,5"
     --teacher_model "$OUT/teacher/snapshot_best" --student_model "$OUT/student_init" --layer_list 1,3,5
 
 echo "== 3/5 BERT-PKD distillation"
-"$PYTHON" model_compress/distil/task_student_bert-pkd.py "${COMMON[@]}" \
+plan_ranks "$BATCH"
+run_ranks model_compress/distil/task_student_bert-pkd.py "${COMMON[@]}" \
     --teacher_model "$OUT/teacher/snapshot_best" --student_model "$OUT/student_init" \
     --model_save_dir "$OUT/student_pkd" --kd_alpha 0.9 --kd_beta 10 --temperature 2 --pkd_mapping skip \
-    --num_epochs "$STUDENT_EPOCHS" --learning_rate 2e-4 --serve_for_online True --do_train
+    --num_epochs "$STUDENT_EPOCHS" --learning_rate 2e-4 --batch_size_per_device "$RANK_BATCH" \
+    --serve_for_online True --do_train
 
 echo "== 4/5 evaluation of the three best dev snapshots, one after another"
 for run in teacher student_pkd student_no_teacher; do

@@ -4,7 +4,7 @@
 # Variables (defaults):
 #   DISTILL_DIR=output/general_distill  STUDENT=<newest $DISTILL_DIR/model_<step>>
 #   OUT=output/minilm_finetune  task=sst-2  DATA_DIR=data/glue_data/SST-2  SEQ_LENGTH=32
-#   EPOCHS=3  LR=1e-4  BATCH=32  SEED=42
+#   EPOCHS=3  LR=1e-4  BATCH=32 (global)  SEED=42  NPROC=auto (see plan_ranks in common.sh)
 # The random-init student is written by general_distill.py --max_steps 0 with the flags (and seed) of
 # the distilled one, read from its snapshot.json. Extra arguments go to both task_teacher.py runs.
 set -euo pipefail
@@ -36,11 +36,12 @@ RANDOM_DIR="$OUT/random_init"
     --num_attention_heads "$heads" --intermediate_size "$inter" --seed "$seed" --teacher_layer_index "$t_layer" \
     --max_steps 0
 
+plan_ranks "${BATCH:-32}" "$@"
 for name in distilled random; do
     if [ "$name" = distilled ]; then init="$STUDENT"; else init="$RANDOM_DIR/model_0"; fi
-    "$PYTHON" model_compress/distil/task_teacher.py --task_name "$task" --data_dir "$DATA_DIR" \
+    run_ranks model_compress/distil/task_teacher.py --task_name "$task" --data_dir "$DATA_DIR" \
         --model_load_dir "$init" --model_save_dir "$OUT/$name" --seq_length "${SEQ_LENGTH:-32}" \
-        --num_epochs "${EPOCHS:-3}" --learning_rate "${LR:-1e-4}" --batch_size_per_device "${BATCH:-32}" \
+        --num_epochs "${EPOCHS:-3}" --learning_rate "${LR:-1e-4}" --batch_size_per_device "$RANK_BATCH" \
         --seed "${SEED:-42}" --do_train --do_eval "$@"
 done
 

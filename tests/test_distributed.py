@@ -1,4 +1,5 @@
-"""A 2-process CPU run under OneFlow's own launcher trains data-parallel and writes one snapshot."""
+"""A 2-process CPU run under OneFlow's own launcher trains data-parallel, evaluates split over the ranks
+(the same metrics as one process) and writes one snapshot."""
 
 import json
 import os
@@ -16,7 +17,8 @@ def test_two_process_teacher_run(tmp_path, tiny_model_dir, tiny_sst2_dir):
            "--master_port", "29731", os.path.join(REPO_ROOT, "model_compress", "distil", "task_teacher.py"),
            "--task_name", "sst-2", "--data_dir", tiny_sst2_dir, "--model_load_dir", tiny_model_dir,
            "--model_save_dir", str(out), "--seq_length", "24", "--batch_size_per_device", "8",
-           "--num_epochs", "2", "--learning_rate", "1e-3", "--do_train", "--do_eval"]
+           "--num_epochs", "2", "--learning_rate", "1e-3", "--eval_batch_size_per_device", "7",
+           "--do_train", "--do_eval"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(os.listdir(out)) == ["results_eval.json", "snapshot_best"]
@@ -24,6 +26,16 @@ def test_two_process_teacher_run(tmp_path, tiny_model_dir, tiny_sst2_dir):
     assert "| 12/12 [" in proc.stderr
     report = json.loads((out / "results_eval.json").read_text())
     assert report["num_examples"] == 48 and 0.0 <= report["accuracy"] <= 1.0
+    # the same snapshot evaluated by one process: each rank evaluated half of every (padded) batch of 7
+    alone = tmp_path / "alone"
+    single = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "model_compress", "distil", "task_teacher.py"),
+                             "--task_name", "sst-2", "--data_dir", tiny_sst2_dir, "--model_load_dir",
+                             str(out / "snapshot_best"), "--model_save_dir", str(alone), "--seq_length", "24",
+                             "--do_eval"], capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
+    assert single.returncode == 0, single.stderr[-3000:]
+    again = json.loads((alone / "results_eval.json").read_text())
+    for metric in ("num_examples", "accuracy", "f1", "mcc"):
+        assert again[metric] == pytest.approx(report[metric], abs=1e-9), metric
 
 
 @pytest.fixture()
@@ -77,3 +89,17 @@ def test_two_nodes_agree(tmp_path, two_hosts):
     assert reports[0]["losses"] == reports[1]["losses"]  # one global loss per step
     assert reports[0]["params"] == reports[1]["params"]  # the same model on both nodes
     assert reports[0]["losses"][-1] < 0.8 * reports[0]["losses"][0]
+
+
+def test_run_script_launches_ranks_with_the_global_batch_split(tmp_path):
+    """run_train_teacher.sh with NPROC=2: two processes of BATCH/2 rows, one snapshot, dev results."""
+    env = {**os.environ, "NPROC": "2", "BATCH": "16", "EPOCHS": "1", "SEQ_LENGTH": "16",
+           "TEACHER_DIR": str(tmp_path / "teacher")}
+    proc = subprocess.run(["bash", "run_scripts/run_train_teacher.sh", "--train_example_num", "64",
+                           "--eval_example_num", "32"], capture_output=True, text=True, timeout=600, cwd=REPO_ROOT,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "as 2 data-parallel processes of 8 rows each" in proc.stdout
+    assert "| 4/4 [" in proc.stderr  # 64 rows / (2 x 8) = 4 steps
+    report = json.loads((tmp_path / "teacher" / "results_eval.json").read_text())
+    assert report["num_examples"] == 32 and report["flags"]["batch_size_per_device"] == 8

@@ -17,6 +17,7 @@ from model_compress.runtime.settings import (
     RuntimeSetting,
     blas_candidates,
     choose,
+    rank_candidates,
     threads_per_process,
     with_onednn,
 )
@@ -52,6 +53,17 @@ def test_choose_takes_the_fastest_but_keeps_the_baseline_within_noise():
     assert choose({BASELINE: 1.00, OPENBLAS_2T: 0.90}) == OPENBLAS_2T
     assert choose({HASWELL: 2.0, OPENBLAS_2T: 1.0}) == OPENBLAS_2T  # baseline failed to measure
     assert choose({}) == BASELINE
+    # process counts: one process is the baseline
+    assert choose({1: 1.00, 2: 0.97}, baseline=1) == 1
+    assert choose({1: 1.00, 2: 0.80, 4: 0.85}, baseline=1) == 2
+
+
+def test_process_counts_tried_are_powers_of_two_up_to_the_cores():
+    assert rank_candidates(1) == [1]
+    assert rank_candidates(2) == [1, 2]
+    assert rank_candidates(3) == [1, 2]
+    assert rank_candidates(64) == [1, 2, 4, 8]
+    assert rank_candidates(8, batch=12) == [1, 2, 4]  # 8 would not split the batch
 
 
 def test_threads_are_shared_between_ranks_on_one_machine():
@@ -73,9 +85,18 @@ def test_tune_with_injected_timings_interleaves_rounds_and_tries_onednn_on_the_w
         return {"step_ms": value, "layer_ms": 2 * value, "sgemm_gflops": 1.0, "softmax_after_gemm_ms": 1.0,
                 "layernorm_ms": 1.0, "center_ms": 1.0, "matmul_rel_error": 0.0}
 
+    rank_calls = []
+
+    def fake_ranks(setting, ranks, cores):
+        rank_calls.append((setting, ranks, cores))
+        return {"step_ms": {1: 150.0, 2: 120.0}[ranks], "ranks": ranks}
+
     info = {"model": "Test CPU", "vendor": "GenuineIntel", "flags": ["avx2", "avx512f"], "cores": 2}
-    entry = tuning.tune(info, measure=fake_measure, rounds=2)
+    entry = tuning.tune(info, measure=fake_measure, rounds=2, measure_ranks=fake_ranks)
     assert entry["chosen_name"] == "openblas-2t"
+    # the winner is then timed as 1 and 2 processes, interleaved; 2 is kept (20% faster)
+    assert rank_calls == [(OPENBLAS_2T, 1, 2), (OPENBLAS_2T, 2, 2)] * 2
+    assert entry["ranks"] == 2 and [r["ranks"] for r in entry["rank_measurements"]] == [1, 2]
     assert RuntimeSetting.from_json(entry["chosen"]) == OPENBLAS_2T
     assert calls[:5] == calls[5:10] == [BASELINE, HASWELL, SKYLAKEX, OPENBLAS_2T, OPENBLAS_1T]  # interleaved
     assert calls[10:] == [with_onednn(OPENBLAS_2T)] * 2  # oneDNN only on the winner
@@ -88,12 +109,14 @@ def test_tune_survives_failed_probes(monkeypatch):
     info = {"model": "Test CPU", "vendor": "x", "flags": [], "cores": 1}
     entry = tuning.tune(info, measure=lambda setting: None)
     assert RuntimeSetting.from_json(entry["chosen"]) == BASELINE and entry["measurements"] == []
+    assert entry["ranks"] == 1
 
 
-def write_cache(path, setting: RuntimeSetting) -> None:
+def write_cache(path, setting: RuntimeSetting, ranks: int = 1) -> None:
     key = tuning.cpu_key(tuning.cpu_info())
     entry = {"cpu": "test", "cores": 2, "measured_at": "now", "chosen": setting.to_json(),
-             "chosen_name": setting.name,
+             "chosen_name": setting.name, "ranks": ranks,
+             "rank_measurements": [{"ranks": 1, "step_ms": 0.5}, {"ranks": 2, "step_ms": 0.4}],
              "measurements": [{"setting": setting.to_json(), "name": setting.name, "step_ms": 0.5, "layer_ms": 1.0,
                                "sgemm_gflops": 2.0, "softmax_after_gemm_ms": 3.0, "layernorm_ms": 4.0,
                                "center_ms": 5.0, "matmul_rel_error": 0.0}]}
@@ -126,7 +149,36 @@ def test_report_prints_the_choice_and_its_measurements(tmp_path):
                       {"MODEL_COMPRESS_RUNTIME_CACHE": str(cache)})
     assert proc.returncode == 0, proc.stderr
     assert "chosen: openblas-2t" in proc.stdout
-    assert "openblas-2t" in proc.stdout.splitlines()[-2] and proc.stdout.splitlines()[-2].endswith("*")
+    rows = proc.stdout.splitlines()
+    assert "openblas-2t" in rows[-4] and rows[-4].endswith("*")
+    assert "as 1 data-parallel" in rows[-3] and rows[-3].endswith("*")  # the cache says 1 process
+    assert "as 2 data-parallel" in rows[-2] and not rows[-2].endswith("*")
+
+
+PLAN = 'source run_scripts/common.sh; plan_ranks "$@"; echo "$RANKS $RANK_BATCH"'
+
+
+def plan(args: list[str], env_extra: dict) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_COMPRESS_", "NPROC", "DEVICE"))}
+    env.update(env_extra)
+    return subprocess.run(["bash", "-c", PLAN, "plan", *args], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=120)
+
+
+def test_run_scripts_launch_the_measured_number_of_processes_and_keep_the_global_batch(tmp_path):
+    cache = tmp_path / "runtime.json"
+    write_cache(cache, OPENBLAS_1T, ranks=2)
+    env = {"MODEL_COMPRESS_RUNTIME_CACHE": str(cache)}
+    assert plan(["32"], env).stdout.split() == ["2", "16"]
+    assert plan(["32", "--device", "cuda"], env).stdout.split() == ["1", "32"]  # GPU: one process
+    assert plan(["32"], {**env, "NPROC": "4"}).stdout.split() == ["4", "8"]
+    odd = plan(["33"], env)  # auto falls back to one process, saying so
+    assert odd.stdout.split() == ["1", "33"] and "does not split" in odd.stderr
+    for bad in ("3", "two"):  # an explicit count that cannot work is refused
+        proc = plan(["32"], {**env, "NPROC": bad})
+        assert proc.returncode == 2 and proc.stderr.startswith("error: ") and len(proc.stderr.splitlines()) == 1
+    write_cache(cache, OPENBLAS_1T, ranks=1)
+    assert plan(["32"], env).stdout.split() == ["1", "32"]
 
 
 @pytest.mark.parametrize("blas_name", ["openblas", "oneflow"])

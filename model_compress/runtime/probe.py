@@ -5,7 +5,9 @@ times what decides the choice, a compiled nn.Graph training step of a 2-layer BE
 (batch 32, seq 64: the kernels, threads and scheduling of a real step), and, as diagnostics, a BERT-layer
 op mix in eager mode (projections and FFN matmuls including the transposed products of the backward
 pass, attention batch matmuls, softmax and GELU right after the matmuls, LayerNorm, mean-centring). It
-checks the matmul against numpy and prints one JSON line.
+checks the matmul against numpy and prints one JSON line. With ``--step-only`` under
+``oneflow.distributed.launch`` it times just the step, data parallel over the ranks (global batch 32), for
+the choice of how many processes a training job runs.
 """
 
 from __future__ import annotations
@@ -43,27 +45,38 @@ def matmul_error(flow) -> float:
     return worst
 
 
-def graph_step_seconds(flow, layers: int = 2, batch: int = 32, steps: int = 5) -> float:
-    """Median seconds of a compiled BERT training step (after two warm-up steps)."""
+def train_step_seconds(flow, layers: int = 2, batch: int = 32, seq: int = SEQ, steps: int = 5, *,
+                       eager: bool = False, fused: bool = False, frozen: bool = False, device: str = "cpu",
+                       amp: bool = False) -> float:
+    """Median seconds of a BERT training step at the default width (after two warm-up steps).
+
+    Under `oneflow.distributed.launch` the step is data parallel: each rank feeds batch / ranks rows of
+    the same global batch.
+    """
     from model_compress.modeling.bert import BertForSequenceClassification
     from model_compress.modeling.config import BertConfig
+    from model_compress.training import distributed
     from model_compress.training.graph import make_train_step
     from model_compress.training.objectives import ClassificationObjective
-    from model_compress.training.optim import build_optimizer, build_scheduler
+    from model_compress.training.optim import build_optimizer, build_scheduler, freeze_word_embeddings
 
     config = BertConfig(hidden_size=HIDDEN, num_hidden_layers=layers, num_attention_heads=HEADS,
                         intermediate_size=FFN)
-    objective = ClassificationObjective(BertForSequenceClassification(config))
-    optimizer = build_optimizer(objective, 2e-5)
-    step = make_train_step(objective, optimizer, build_scheduler(optimizer, 100))
-    rs = np.random.RandomState(0)
-    inputs = [flow.tensor(a) for a in (rs.randint(1000, 30000, (batch, SEQ)).astype(np.int32),
-                                        np.ones((batch, SEQ), np.int32), np.zeros((batch, SEQ), np.int32),
-                                        rs.randint(0, 2, (batch, 1)).astype(np.int32))]
+    flow.manual_seed(0)
+    objective = distributed.setup_model(ClassificationObjective(BertForSequenceClassification(config)), device)
+    if frozen:
+        freeze_word_embeddings(objective)
+    optimizer = build_optimizer(objective, 2e-5, fused=fused)
+    step = make_train_step(objective, optimizer, build_scheduler(optimizer, 1000), eager=eager, amp=amp)
+    local = batch // distributed.world_size()
+    rs = np.random.RandomState(distributed.rank())
+    inputs = [distributed.shard_batch_tensor(flow.tensor(a)) for a in (
+        rs.randint(1000, 30000, (local, seq)).astype(np.int32), np.ones((local, seq), np.int32),
+        np.zeros((local, seq), np.int32), rs.randint(0, 2, (local, 1)).astype(np.int32))]
     times = []
     for i in range(steps + 2):
         start = time.perf_counter()
-        step(*inputs)[0].numpy()
+        distributed.to_local_numpy(step(*inputs)[0])
         if i >= 2:
             times.append(time.perf_counter() - start)
     return float(np.median(times))
@@ -102,7 +115,7 @@ def measure(repeats: int = 5) -> dict:
     gemm = _best_of(lambda: flow.matmul(h, w_in).numpy(), repeats)
     x = flow.randn(32, SEQ, HIDDEN)
     return {
-        "step_ms": graph_step_seconds(flow) * 1e3,
+        "step_ms": train_step_seconds(flow) * 1e3,
         "layer_ms": _best_of(lambda: layer().numpy(), repeats) * 1e3,
         "sgemm_gflops": 2 * TOKENS * HIDDEN * FFN / gemm / 1e9,
         "softmax_after_gemm_ms": _best_of(lambda: softmax_after_gemm().numpy(), repeats) * 1e3,
@@ -113,9 +126,18 @@ def measure(repeats: int = 5) -> dict:
 
 
 def main() -> None:
+    import sys
+
     from model_compress.runtime import blas, require_oneflow
 
-    require_oneflow()
+    flow = require_oneflow()
+    if "--step-only" in sys.argv[1:]:  # the rank-count measurement: only the step, printed by rank 0
+        from model_compress.training import distributed
+
+        step_ms = train_step_seconds(flow) * 1e3
+        if distributed.rank() == 0:
+            print(json.dumps({"step_ms": step_ms, "ranks": distributed.world_size()}), flush=True)
+        return
     result = measure()
     result["routed"] = blas.routed()
     print(json.dumps(result))

@@ -71,18 +71,29 @@ def with_onednn(setting: RuntimeSetting) -> RuntimeSetting:
     return RuntimeSetting(setting.blas, setting.coretype, setting.threads, True)
 
 
-def choose(timings: dict[RuntimeSetting, float], margin: float = 0.05) -> RuntimeSetting:
-    """The fastest setting; the baseline is kept unless another beats it by more than `margin`.
+def choose(timings: dict, margin: float = 0.05, baseline=BASELINE):
+    """The fastest option; the baseline is kept unless another beats it by more than `margin`.
 
-    `timings` maps settings to a measured time (lower is better); failed measurements are absent.
-    The margin keeps noise from replacing OneFlow's own behaviour with something no faster.
+    `timings` maps options (settings, or process counts with baseline 1) to a measured time (lower is
+    better); failed measurements are absent. The margin keeps noise from replacing the plain option with
+    something no faster.
     """
     if not timings:
-        return BASELINE
+        return baseline
     best = min(timings, key=timings.get)
-    if BASELINE in timings and timings[best] > timings[BASELINE] * (1.0 - margin):
-        return BASELINE
+    if baseline in timings and timings[best] > timings[baseline] * (1.0 - margin):
+        return baseline
     return best
+
+
+def rank_candidates(cores: int, batch: int = 32, most: int = 8) -> list[int]:
+    """Processes per training job worth timing: 1, then powers of two up to the cores (at most `most`)
+    that split the probe's batch evenly."""
+    counts, n = [1], 2
+    while n <= min(cores, most) and batch % n == 0:
+        counts.append(n)
+        n *= 2
+    return counts
 
 
 def threads_per_process(chosen_threads: int, cores: int, world_size: int) -> int:

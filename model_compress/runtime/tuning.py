@@ -11,18 +11,27 @@ import fcntl
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from model_compress.runtime import blas
-from model_compress.runtime.settings import RuntimeSetting, blas_candidates, choose, with_onednn
+from model_compress.runtime.settings import (
+    RuntimeSetting,
+    blas_candidates,
+    choose,
+    rank_candidates,
+    threads_per_process,
+    with_onednn,
+)
 
 _measured_here: list[str] = []  # cache keys this process has measured (so --probe does not measure twice)
 PROBE_FLAG = "MODEL_COMPRESS_RUNTIME_PROBE"  # set in probe processes: take settings from the environment
-METRIC = "step_ms"  # what the choice minimises: a compiled training step (probe.graph_step_seconds)
-CACHE_VERSION = 2
+METRIC = "step_ms"  # what the choice minimises: a compiled training step (probe.train_step_seconds)
+CACHE_VERSION = 3
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -81,33 +90,59 @@ def write_cache_entry(path: str, key: str, entry: dict) -> None:
     os.replace(tmp, path)
 
 
-def run_probe(setting: RuntimeSetting, timeout: float = 300) -> dict | None:
-    """Measure one setting in a fresh process; None (with the reason on stderr) when it fails."""
+def _probe_env(setting: RuntimeSetting) -> dict[str, str]:
     env = dict(os.environ)
     env.update(setting.env())
     env[PROBE_FLAG] = "1"
     env["PYTHONPATH"] = PACKAGE_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _run_json(cmd: list[str], env: dict[str, str], name: str, timeout: float) -> dict | None:
+    """Run a probe command; its last stdout line as JSON, or None (with the reason on stderr)."""
     try:
-        proc = subprocess.run([sys.executable, "-m", "model_compress.runtime.probe"], env=env,
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        sys.stderr.write(f"model_compress: probe {setting.name} timed out\n")
+        sys.stderr.write(f"model_compress: probe {name} timed out\n")
         return None
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        sys.stderr.write(f"model_compress: probe {setting.name} failed: {reason}\n")
+        sys.stderr.write(f"model_compress: probe {name} failed: {reason}\n")
         return None
-    result = json.loads(lines[-1])
-    if result["matmul_rel_error"] > 1e-4:
+    return json.loads(lines[-1])
+
+
+def run_probe(setting: RuntimeSetting, timeout: float = 300) -> dict | None:
+    """Measure one setting in a fresh process; None (with the reason on stderr) when it fails."""
+    result = _run_json([sys.executable, "-m", "model_compress.runtime.probe"], _probe_env(setting),
+                       setting.name, timeout)
+    if result is not None and result["matmul_rel_error"] > 1e-4:
         sys.stderr.write(f"model_compress: probe {setting.name} gave wrong matmul results; not used\n")
         return None
     return result
 
 
-def _measure_rounds(settings: list[RuntimeSetting], measure: Callable[[RuntimeSetting], dict | None],
-                    rounds: int) -> dict[RuntimeSetting, dict]:
-    """Measure each setting `rounds` times, interleaved, keeping each one's fastest result.
+def free_port() -> int:
+    """A TCP port nobody listens on now (for a launcher's master)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_ranks_probe(setting: RuntimeSetting, ranks: int, cores: int, timeout: float = 300) -> dict | None:
+    """Time the training step as `ranks` data-parallel processes (the launcher) sharing the cores."""
+    env = _probe_env(setting)
+    env["MODEL_COMPRESS_BLAS_THREADS"] = str(threads_per_process(setting.threads, cores, ranks))
+    probe = ["-m", "model_compress.runtime.probe", "--step-only"]
+    cmd = [sys.executable, *probe] if ranks == 1 else [
+        sys.executable, "-m", "oneflow.distributed.launch", "--nproc_per_node", str(ranks),
+        "--master_port", str(free_port()), *probe]
+    return _run_json(cmd, env, f"{setting.name} x{ranks} processes", timeout)
+
+
+def _measure_rounds(settings: list, measure: Callable[[Any], dict | None], rounds: int) -> dict:
+    """Measure each option `rounds` times, interleaved, keeping each one's fastest result.
 
     Interleaving spreads a passing load over all candidates instead of penalising whichever ran then.
     """
@@ -121,8 +156,10 @@ def _measure_rounds(settings: list[RuntimeSetting], measure: Callable[[RuntimeSe
 
 
 def tune(info: dict, measure: Callable[[RuntimeSetting], dict | None] = run_probe,
-         log: Callable[[str], None] = lambda line: None, rounds: int = 2) -> dict:
-    """Time the BLAS candidates, then the winner with oneDNN on; return the cache entry to store."""
+         log: Callable[[str], None] = lambda line: None, rounds: int = 2,
+         measure_ranks: Callable[[RuntimeSetting, int, int], dict | None] = run_ranks_probe) -> dict:
+    """Time the BLAS candidates, then the winner with oneDNN on, then the winner as 1, 2, ... processes
+    of one data-parallel job; return the cache entry to store."""
     candidates = blas_candidates(set(info["flags"]), info["vendor"], info["cores"],
                                  blas.replacement_library() is not None)
     measured = _measure_rounds(candidates, measure, rounds)
@@ -132,6 +169,11 @@ def tune(info: dict, measure: Callable[[RuntimeSetting], dict | None] = run_prob
         log(f"{setting.name:34s} step {result[METRIC]:8.1f} ms  op mix {result['layer_ms']:7.1f} ms  "
             f"sgemm {result['sgemm_gflops']:6.1f} GFLOP/s")
     chosen = choose({s: r[METRIC] for s, r in measured.items()})
+    counts = rank_candidates(info["cores"]) if measured else [1]
+    by_ranks = _measure_rounds(counts, lambda n: measure_ranks(chosen, n, info["cores"]), rounds) \
+        if len(counts) > 1 else {}
+    for ranks, result in sorted(by_ranks.items()):
+        log(f"{chosen.name} as {ranks} process(es) of one job: step {result[METRIC]:8.1f} ms")
     return {
         "cpu": info["model"],
         "cores": info["cores"],
@@ -139,6 +181,8 @@ def tune(info: dict, measure: Callable[[RuntimeSetting], dict | None] = run_prob
         "chosen": chosen.to_json(),
         "chosen_name": chosen.name,
         "measurements": [{"setting": s.to_json(), "name": s.name, **r} for s, r in measured.items()],
+        "ranks": choose({n: r[METRIC] for n, r in by_ranks.items()}, baseline=1),
+        "rank_measurements": [{"ranks": n, METRIC: r[METRIC]} for n, r in sorted(by_ranks.items())],
     }
 
 
@@ -154,7 +198,7 @@ def chosen_setting(force: bool = False, log: Callable[[str], None] | None = None
         return RuntimeSetting.from_json(read_cache(path)[key]["chosen"])
     if log is None:
         sys.stderr.write(f"model_compress: measuring CPU runtime settings for {info['model']} "
-                         f"(once per machine, about three minutes; cached in {path})\n")
+                         f"(once per machine, about four minutes; cached in {path})\n")
         log = lambda line: None  # noqa: E731
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path + ".lock", "a") as lock:
@@ -166,3 +210,9 @@ def chosen_setting(force: bool = False, log: Callable[[str], None] | None = None
             write_cache_entry(path, key, entry)
             _measured_here.append(key)
     return RuntimeSetting.from_json(entry["chosen"])
+
+
+def chosen_ranks() -> int:
+    """Processes one CPU training job should run here: the count measured fastest (1 if unmeasured)."""
+    entry = read_cache(cache_path()).get(cpu_key(cpu_info()))
+    return int(entry.get("ranks", 1)) if entry else 1

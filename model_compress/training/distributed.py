@@ -60,6 +60,19 @@ def replicate_tensor(tensor: flow.Tensor) -> flow.Tensor:
     return tensor.to_global(placement=placement(), sbp=flow.sbp.broadcast)
 
 
+def split_rows_tensor(tensor: flow.Tensor) -> flow.Tensor:
+    """A batch every rank holds in full -> a global tensor split over the ranks, rank r giving its block of
+    rows (evaluation: each rank computes its part, to_local_numpy gathers them in order). The rows must be
+    a multiple of the world size."""
+    if not is_distributed():
+        return tensor if _device_type == "cpu" else tensor.to(_device_type)
+    block = tensor.shape[0] // world_size()
+    if block * world_size() != tensor.shape[0]:
+        raise ValueError(f"{tensor.shape[0]} rows do not split over {world_size()} ranks")
+    mine = tensor[rank() * block:(rank() + 1) * block]
+    return mine.to_global(placement=placement(), sbp=flow.sbp.split(0))
+
+
 def to_local_numpy(tensor: flow.Tensor) -> np.ndarray:
     """Gather a (possibly global) tensor and return it as numpy on every rank."""
     if tensor.is_global:

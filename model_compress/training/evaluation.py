@@ -27,14 +27,15 @@ class Predictor:
         self._warm = False
         self._rows = None
 
-    def _padded(self, tensor):
+    def _placed(self, tensor):
         # nn.Graph is compiled for the first batch's shape; a smaller last batch is padded, its extra
-        # outputs dropped.
+        # outputs dropped. With several ranks each computes its block of the (padded) rows.
         if self.eager:
-            return tensor
+            return distributed.replicate_tensor(tensor)
         if self._rows is None:
-            self._rows = tensor.shape[0]
-        return pad_rows(tensor, self._rows)
+            ranks = distributed.world_size()
+            self._rows = -(-tensor.shape[0] // ranks) * ranks
+        return distributed.split_rows_tensor(pad_rows(tensor, self._rows))
 
     def batches(self, source, epoch: int = 0) -> Iterator[tuple[Any, dict, float]]:
         """Per batch: (outputs trimmed to the batch's rows, the batch, seconds spent in the model).
@@ -48,7 +49,7 @@ class Predictor:
         source.set_epoch(epoch)
         for batch in source:
             rows = batch[self.input_names[0]].shape[0]
-            inputs = [distributed.replicate_tensor(self._padded(batch[n])) for n in self.input_names]
+            inputs = [self._placed(batch[n]) for n in self.input_names]
             if not self._warm:  # compile outside the timed region so throughput means steady state
                 warm = self._step(*inputs)
                 (warm[0] if isinstance(warm, tuple) else warm).numpy()

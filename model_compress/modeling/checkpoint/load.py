@@ -25,6 +25,10 @@ class CheckpointError(ValueError):
 
 
 def _notice(message: str) -> None:
+    """One line on stderr, from the first process only when a launcher started several (RANK > 0; OneFlow
+    sets -1 in a process it did not launch)."""
+    if int(os.environ.get("RANK", "0") or 0) > 0:
+        return
     sys.stderr.write(f"model_compress: {message}\n")
     sys.stderr.flush()
 
