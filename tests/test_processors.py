@@ -42,6 +42,16 @@ def test_sst2_glue(tmp_path):
     assert p.get_labels() == ["0", "1"]
 
 
+def test_labelled_test_file_reads_with_labels(tmp_path):
+    write(tmp_path / "train.tsv", ["sentence\tlabel", "good\t1"])
+    write(tmp_path / "test.tsv", ["sentence\tlabel", "held out text\t0", "another\t1"])
+    test = get_processor("sst-2").get_test_examples(str(tmp_path))
+    assert [(e.text_a, e.label) for e in test] == [("held out text", "0"), ("another", "1")]
+    write(tmp_path / "test.tsv", ["sentence\tlabel", "held out text\t7"])  # labels are checked as in train
+    with pytest.raises(DataFormatError, match="test.tsv"):
+        get_processor("sst-2").get_test_examples(str(tmp_path))
+
+
 def test_sst2_reads_k_shot_csv_and_rejects_ambiguity(tmp_path):
     write(tmp_path / "train.csv", ["good one\tSST-2\t1", "bad one\tSST-2\t0"])
     train = get_processor("sst-2").get_train_examples(str(tmp_path))
