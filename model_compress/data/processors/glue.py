@@ -178,21 +178,6 @@ class MnliProcessor(GlueProcessor):
             return os.path.join(data_dir, "test_matched.tsv")
         return super().split_file(data_dir, split)
 
-    def layout_of(self, path: str, split: str) -> _GlueLayout:
-        """The split's layout; a test file whose header names a ``label`` column where the training
-        layout has it (a labelled test set, e.g. a held-out part of the training data) reads as training."""
-        if split != "test":
-            return self.train_layout
-        labelled = self.train_layout
-        first = next(self._rows(path), None) if labelled.header and labelled.label is not None else None
-        if first is not None:
-            cols = [c.strip().lower() for c in first[1]]
-            widths = labelled.ncols if isinstance(labelled.ncols, tuple) else (labelled.ncols,)
-            if len(cols) > labelled.label and cols[labelled.label] == "label" and \
-                    (labelled.ncols is None or len(cols) in widths):
-                return labelled
-        return self.test_layout
-
     def read_examples(self, path: str, split: str) -> list[InputExample]:
         layout = self.layout_of(path, split)
         rows = self._rows(path)
