@@ -47,3 +47,12 @@ run_ranks() {
         "$PYTHON" "$@"
     fi
 }
+
+# ensure_teacher DIR TAG: fine-tune the teacher into DIR's parent (run_train_teacher.sh on $DATA_ROOT/$dataset)
+# unless DIR exists.
+ensure_teacher() {
+    if [ ! -d "$1" ]; then
+        echo "[$2] no teacher at $1: fine-tuning one first"
+        TEACHER_DIR="$(dirname "$1")" DATA_ROOT="$DATA_ROOT" dataset="$dataset" bash run_scripts/run_train_teacher.sh
+    fi
+}

@@ -21,11 +21,7 @@ RESULT_DIR=${RESULT_DIR:-}
 SERVE_FOR_ONLINE=${SERVE_FOR_ONLINE:-False}
 LAYER_LIST=${LAYER_LIST:-1,3,5}
 
-if [ ! -d "$FT_BERT_BASE_DIR" ]; then
-    echo "[pkd] no teacher at $FT_BERT_BASE_DIR: fine-tuning one first"
-    TEACHER_DIR="$(dirname "$FT_BERT_BASE_DIR")" DATA_ROOT="$DATA_ROOT" dataset="$dataset" \
-        bash run_scripts/run_train_teacher.sh
-fi
+ensure_teacher "$FT_BERT_BASE_DIR" pkd
 "$PYTHON" model_compress/distil/bert-pkd_generate_student_model.py \
     --teacher_model "$FT_BERT_BASE_DIR" --student_model "$TMP_STUDENT_DIR" --layer_list "$LAYER_LIST"
 BATCH=${BATCH:-32}

@@ -15,10 +15,7 @@ STUDENT_MODEL=${STUDENT_MODEL:-models/student_model/bert_pkd_3/$dataset}
 STUDENT_DIR=${STUDENT_DIR:-models/student_model/$dataset/kd_3}
 LOGITS_PATH=${LOGITS_PATH:-$(dirname "$FT_BERT_BASE_DIR")/logits_train.tsv}
 SEQ=${SEQ_LENGTH:-32}
-if [ ! -d "$FT_BERT_BASE_DIR" ]; then
-    TEACHER_DIR="$(dirname "$FT_BERT_BASE_DIR")" DATA_ROOT="$DATA_ROOT" dataset="$dataset" \
-        bash run_scripts/run_train_teacher.sh
-fi
+ensure_teacher "$FT_BERT_BASE_DIR" kd
 if [ ! -d "$STUDENT_MODEL" ]; then
     "$PYTHON" model_compress/distil/bert-pkd_generate_student_model.py \
         --teacher_model "$FT_BERT_BASE_DIR" --student_model "$STUDENT_MODEL" --layer_list "${LAYER_LIST:-1,3,5}"

@@ -128,3 +128,96 @@ def test_pkd_original_variant_keeps_the_original_reductions():
     kl = T**2 * (np.exp(np_log_softmax(zt / T)) * (np_log_softmax(zt / T) - np_log_softmax(zs / T))).sum(-1).mean()
     assert float(loss.numpy()) != pytest.approx((1 - a) * ce + a * kl + b * patient, rel=1e-3)
     assert float(loss.numpy()) != pytest.approx((1 - a) * ce + a * soft + b * patient / 3, rel=1e-3)
+
+
+def _masked_scores(rs, shape, masked_keys):
+    scores = rs.randn(*shape).astype("float32") * 3
+    scores[..., masked_keys] += -10000.0  # what the additive mask does to padded keys
+    return scores
+
+
+def test_attention_score_mse_counts_masked_keys_as_zero():
+    """TinyBERT's attention loss: per layer MSE of raw scores, entries <= -100 set to 0 on both sides, summed."""
+    rs = np.random.RandomState(5)
+    B, H, L = 3, 2, 5
+    students = [_masked_scores(rs, (B, H, L, L), [4]) for _ in range(2)]
+    teacher = _masked_scores(rs, (B, 2, H, L, L), [3, 4])
+
+    def zero_masked(a):
+        return np.where(a <= -100, 0.0, a)
+
+    expected = sum(((zero_masked(s) - zero_masked(teacher[:, i])) ** 2).reshape(B, -1).mean(-1)
+                   for i, s in enumerate(students))
+    got = losses.attention_score_mse_per_example([flow.tensor(s) for s in students], flow.tensor(teacher)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert got.max() < 100  # the -10000 entries do not leak into the loss
+    # masked entries of any size give the same loss; unmasked ones count
+    shifted = teacher.copy()
+    shifted[..., 3] -= 500.0
+    again = losses.attention_score_mse_per_example([flow.tensor(s) for s in students], flow.tensor(shifted)).numpy()
+    np.testing.assert_allclose(again, got, rtol=1e-6)
+    shifted[..., 0] += 1.0
+    moved = losses.attention_score_mse_per_example([flow.tensor(s) for s in students], flow.tensor(shifted)).numpy()
+    assert not np.allclose(moved, got)
+
+
+@pytest.mark.parametrize("attention", ["scores", "probs"])
+def test_tinybert_intermediate_objective_matches_numpy(attention):
+    """Step 1: mean over the batch of sum_l MSE(A_s, A_t) + sum_j MSE(fit_dense(h_s_j), h_t_j)."""
+    from model_compress.distill.objectives import TinyBERTIntermediateObjective
+    from model_compress.modeling.bert import BertForSequenceClassification
+    from model_compress.modeling.config import BertConfig
+
+    from .conftest import TINY_BERT
+
+    flow.manual_seed(2)
+    config = BertConfig(vocab_size=50, **{**TINY_BERT, "num_hidden_layers": 2, "hidden_size": 16})
+    student = BertForSequenceClassification(config).eval()
+    rs = np.random.RandomState(6)
+    B, L, heads, Ht = 3, 6, 4, 40
+    ids = rs.randint(1, 50, (B, L)).astype(np.int32)
+    mask = np.ones((B, L), np.int32)
+    mask[0, 4:] = 0
+    seg = np.zeros((B, L), np.int32)
+    t_att = _masked_scores(rs, (B, 2, heads, L, L), [])
+    t_att[0, ..., 4:] += -10000.0
+    if attention == "probs":
+        t_att = np.exp(np_log_softmax(t_att)).astype(np.float32)
+    t_hid = rs.randn(B, 3, L, Ht).astype(np.float32)
+    objective = TinyBERTIntermediateObjective(student, Ht, attention).eval()
+    loss, _, att_loss, hid_loss = objective(*[flow.tensor(v) for v in (ids, mask, seg, t_att, t_hid)])
+
+    _, enc = student(flow.tensor(ids), flow.tensor(seg), flow.tensor(mask), output_hidden_states=True,
+                     output_attentions=True)
+    raw = np.stack([a.numpy() for a in enc.attention_scores], 1)
+    if attention == "scores":
+        s_att, t_cmp = np.where(raw <= -100, 0.0, raw), np.where(t_att <= -100, 0.0, t_att)
+    else:
+        s_att, t_cmp = np.exp(np_log_softmax(raw)), t_att
+    att = ((s_att - t_cmp) ** 2).mean((2, 3, 4)).sum(1).mean()
+    W, b = objective.fit_dense.weight.numpy(), objective.fit_dense.bias.numpy()
+    s_hid = np.stack([h.numpy() for h in enc.hidden_states], 1)
+    hid = ((s_hid @ W.T + b - t_hid) ** 2).mean((2, 3)).sum(1).mean()
+    assert float(att_loss.numpy()) == pytest.approx(att, rel=1e-4)
+    assert float(hid_loss.numpy()) == pytest.approx(hid, rel=1e-4)
+    assert float(loss.numpy()) == pytest.approx(att + hid, rel=1e-4)
+
+
+def test_tinybert_prediction_objective_is_the_originals_soft_cross_entropy(logits):
+    """Step 2: -softmax(z_t/T) * log softmax(z_s/T) averaged over batch and classes, no hard labels, no T^2."""
+    from model_compress.distill.objectives import TinyBERTPredictionObjective
+
+    zs, zt, _ = logits
+    T = 2.0
+    expected = (-np.exp(np_log_softmax(zt / T)) * np_log_softmax(zs / T)).mean()
+
+    class Fixed(flow.nn.Module):  # a stand-in student returning the given logits
+        def forward(self, input_ids, segment_ids, input_mask):
+            return flow.tensor(zs), None
+
+    objective = TinyBERTPredictionObjective(Fixed(), T)
+    ids = flow.tensor(np.zeros((5, 4), np.int32))
+    loss, _ = objective(ids, ids, ids, flow.tensor(zt))
+    assert float(loss.numpy()) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="positive"):
+        TinyBERTPredictionObjective(Fixed(), 0.0)

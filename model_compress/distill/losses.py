@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import oneflow as flow
 import oneflow.nn.functional as F
 
+MASKED_SCORE = -100.0  # attention scores at or below this belong to masked keys (the additive mask is -10000)
+
 
 def cross_entropy_per_example(logits: flow.Tensor, labels: flow.Tensor) -> flow.Tensor:
     """[B, C] logits, [B] int64 labels -> [B] negative log-likelihoods."""
@@ -92,3 +94,17 @@ def mse_per_example(student: flow.Tensor, teacher: flow.Tensor) -> flow.Tensor:
     """[B] mean squared error over all but the batch dimension."""
     diff = (student - teacher) ** 2
     return diff.reshape(diff.shape[0], -1).mean(-1)
+
+
+def keep_unmasked(scores: flow.Tensor) -> flow.Tensor:
+    """Attention scores with the masked keys' entries (<= MASKED_SCORE) set to 0."""
+    return scores * (scores > MASKED_SCORE).to(scores.dtype)
+
+
+def attention_score_mse_per_example(students: Sequence[flow.Tensor], teacher: flow.Tensor) -> flow.Tensor:
+    """TinyBERT's attention loss, [B]: per layer the MSE between raw (pre-softmax) attention scores with
+    masked keys counted as 0 on both sides, summed over layers.
+
+    Student scores [B, heads, L, L] per layer, teacher stack [B, layers, heads, L, L].
+    """
+    return layerwise_mse_per_example([keep_unmasked(s) for s in students], keep_unmasked(teacher))

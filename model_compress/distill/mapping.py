@@ -46,6 +46,23 @@ def uniform_mapping(student_layers: int, teacher_layers: int, include_embeddings
     return [(j, k * j) for j in range(first, student_layers + 1)]
 
 
+def hidden_mapping(student_layers: int, teacher_layers: int) -> list[tuple[int, int]]:
+    """TinyBERT / Meta-KD hidden states: (student j, teacher k*j) for j = 0 (embeddings) .. M."""
+    return uniform_mapping(student_layers, teacher_layers, include_embeddings=True)
+
+
+def attention_mapping(student_layers: int, teacher_layers: int) -> list[tuple[int, int]]:
+    """TinyBERT / Meta-KD attention maps: (student layer i, teacher layer k*i + k - 1), both 0-based encoder
+    layers (not hidden-state indexes): each student layer follows the top layer of its block of k."""
+    k = check_layer_counts(student_layers, teacher_layers)
+    return [(i, k * i + k - 1) for i in range(student_layers)]
+
+
+def student_init_layers(student_layers: int, pretrained_layers: int) -> list[int]:
+    """0-based pretrained layers a sliced student starts from: the attention mapping's teacher side."""
+    return [t for _, t in attention_mapping(student_layers, pretrained_layers)]
+
+
 def parse_layer_list(text: str, teacher_layers: int) -> list[int]:
     """The seeds' LAYER_LIST: comma separated 0-based teacher layers, strictly increasing, in range."""
     parts = [p.strip() for p in str(text).split(",") if p.strip()]

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm import tqdm
 
+from model_compress.distill.mapping import attention_mapping, hidden_mapping
 from model_compress.distill.meta import domain_expertise_weight
-from model_compress.distill.metakd import MetaTeacherOutputs, attention_mapping, hidden_mapping
+from model_compress.distill.metakd import MetaTeacherOutputs
 from model_compress.training import distributed
 from model_compress.training.evaluation import Predictor
 

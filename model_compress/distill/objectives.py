@@ -10,27 +10,41 @@ import oneflow as flow
 from oneflow import nn
 
 from model_compress.distill import losses
+from model_compress.distill.intermediate import (
+    attention_maps,
+    check_attention_kind,
+    intermediate_mse_per_example,
+    layer_stack,
+    projection,
+)
 from model_compress.training.objectives import ENCODER_INPUTS, labels_of
 
 
 class TeacherTargets(nn.Module):
-    """What a frozen teacher gives a student: logits and the [CLS] states of chosen layers.
+    """What a frozen teacher gives a student: logits, and the [CLS] states, attention maps or hidden
+    states of chosen layers.
 
     Output order follows `names`: ("teacher_logits",) plus ("teacher_cls",) when `cls_layers` is
-    given ([B, len(cls_layers), H]) and ("teacher_hidden",) when `hidden_layers` is given
-    ([B, len(hidden_layers), L, H]).
+    given ([B, len(cls_layers), H]), ("teacher_attention",) when `attention_layers` (0-based encoder
+    layers) is given ([B, len, heads, L, L]: probabilities or raw scores, per `attention`) and
+    ("teacher_hidden",) when `hidden_layers` is given ([B, len(hidden_layers), L, H]).
     """
 
     input_names = ENCODER_INPUTS
 
-    def __init__(self, teacher: nn.Module, cls_layers=(), hidden_layers=()) -> None:
+    def __init__(self, teacher: nn.Module, cls_layers=(), hidden_layers=(), attention_layers=(),
+                 attention: str = "scores") -> None:
         super().__init__()
         self.teacher = teacher
         self.cls_layers = list(cls_layers)
         self.hidden_layers = list(hidden_layers)
+        self.attention_layers = list(attention_layers)
+        self.attention = check_attention_kind(attention)
         self.names = ["teacher_logits"]
         if self.cls_layers:
             self.names.append("teacher_cls")
+        if self.attention_layers:
+            self.names.append("teacher_attention")
         if self.hidden_layers:
             self.names.append("teacher_hidden")
         for p in teacher.parameters():
@@ -38,12 +52,15 @@ class TeacherTargets(nn.Module):
 
     def forward(self, input_ids, input_mask, segment_ids):
         need_states = bool(self.cls_layers or self.hidden_layers)
-        logits, enc = self.teacher(input_ids, segment_ids, input_mask, output_hidden_states=need_states)
+        logits, enc = self.teacher(input_ids, segment_ids, input_mask, output_hidden_states=need_states,
+                                   output_attentions=bool(self.attention_layers))
         outputs = [logits]
         if self.cls_layers:
             outputs.append(flow.stack([enc.hidden_states[i][:, 0] for i in self.cls_layers], dim=1))
+        if self.attention_layers:
+            outputs.append(layer_stack(attention_maps(enc, self.attention), self.attention_layers))
         if self.hidden_layers:
-            outputs.append(flow.stack([enc.hidden_states[i] for i in self.hidden_layers], dim=1))
+            outputs.append(layer_stack(enc.hidden_states, self.hidden_layers))
         return tuple(outputs) if len(outputs) > 1 else outputs[0]
 
 
@@ -124,6 +141,51 @@ class PKDSequenceMSEObjective(nn.Module):
         patient = losses.layerwise_mse_per_example(student_hidden, teacher_hidden).mean()
         loss = (1.0 - self.alpha) * hard + self.alpha * soft + self.beta * patient
         return loss, logits
+
+
+class TinyBERTIntermediateObjective(nn.Module):
+    """TinyBERT step 1: attention MSE + hidden-state MSE (embeddings included, through ``fit_dense``).
+
+        L = mean_b [ sum_l MSE(A_s[l], A_t[k*l+k-1]) + sum_j MSE(fit_dense(h_s[j]), h_t[k*j]) ]
+
+    Teacher targets arrive stacked in mapping order (``teacher_attention`` [B, M, heads, L, L],
+    ``teacher_hidden`` [B, M + 1, L, H_t]). Returns (loss, logits, attention loss, hidden loss).
+    """
+
+    input_names = ENCODER_INPUTS + ("teacher_attention", "teacher_hidden")
+
+    def __init__(self, student: nn.Module, teacher_hidden_size: int, attention: str = "scores") -> None:
+        super().__init__()
+        self.student = student
+        self.attention = check_attention_kind(attention)
+        config = student.config
+        self.fit_dense = projection(config.hidden_size, teacher_hidden_size, config.initializer_range)
+
+    def forward(self, input_ids, input_mask, segment_ids, teacher_attention, teacher_hidden):
+        logits, enc = self.student(input_ids, segment_ids, input_mask, output_hidden_states=True,
+                                   output_attentions=True)
+        attention, hidden = intermediate_mse_per_example(enc, self.fit_dense, teacher_attention, teacher_hidden,
+                                                         self.attention)
+        attention, hidden = attention.mean(), hidden.mean()
+        return attention + hidden, logits, attention, hidden
+
+
+class TinyBERTPredictionObjective(nn.Module):
+    """TinyBERT step 2: soft cross-entropy at temperature T, averaged over batch and classes as the
+    originals reduce it (``losses.class_mean_soft_cross_entropy``); no hard-label term."""
+
+    input_names = ENCODER_INPUTS + ("teacher_logits",)
+
+    def __init__(self, student: nn.Module, temperature: float = 1.0) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.student = student
+        self.temperature = float(temperature)
+
+    def forward(self, input_ids, input_mask, segment_ids, teacher_logits):
+        logits, _ = self.student(input_ids, segment_ids, input_mask)
+        return losses.class_mean_soft_cross_entropy(logits, teacher_logits, self.temperature), logits
 
 
 class WithOnlineTeacher(nn.Module):

@@ -302,32 +302,42 @@ def loop_config(settings: TrainSettings, output_dir: str, metric: str = "accurac
     )
 
 
-def fit_classifier(
+def fit_classifier(settings: TrainSettings, objective: flow.nn.Module, model: BertForSequenceClassification,
+                   train_source, dev_source, vocab_file: str, output_dir: str, **options):
+    """Train `objective`, evaluating `model` on `dev_source`; `options` as `fit_objective`'s (snapshot_name,
+    save_module: what snapshots hold, default the model; meta)."""
+    from model_compress.training.evaluation import Predictor, evaluate_classifier
+    from model_compress.training.objectives import ClassifierLogits
+
+    predictor = Predictor(ClassifierLogits(model), eager=settings.eager)
+    return fit_objective(settings, objective, model, train_source, lambda: evaluate_classifier(predictor, dev_source),
+                         vocab_file, output_dir, **options)
+
+
+def fit_objective(
     settings: TrainSettings,
     objective: flow.nn.Module,
     model: BertForSequenceClassification,
     train_source,
-    dev_source,
+    evaluate,
     vocab_file: str,
     output_dir: str,
     snapshot_name=lambda metrics: "snapshot_best",
     save_module: flow.nn.Module | None = None,
     meta: dict | None = None,
 ):
-    """Train `objective`, evaluating `model` on `dev_source`; snapshots hold `save_module` (default model)."""
-    from model_compress.training.evaluation import Predictor, evaluate_classifier
+    """The shared training loop: with `evaluate` (a callable returning metrics) the best snapshot of
+    `save_module` (default `model`) is kept; `evaluate=None` trains without evaluation or snapshots."""
     from model_compress.training.loop import train
-    from model_compress.training.objectives import ClassifierLogits
 
-    predictor = Predictor(ClassifierLogits(model), eager=settings.eager)
     to_save = save_module if save_module is not None else model
 
     def save(path: str, metrics: dict) -> None:
         save_classifier(to_save, path, model.config, vocab_file,
                         {"task": settings.task_name, "labels": None, **(meta or {}), **metrics})
 
-    return train(objective, train_source, lambda: evaluate_classifier(predictor, dev_source), save,
-                 snapshot_name, loop_config(settings, output_dir))
+    return train(objective, train_source, evaluate, save if evaluate else None, snapshot_name,
+                 loop_config(settings, output_dir))
 
 
 def evaluate_snapshot(

@@ -99,6 +99,21 @@ class PKDSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class TinyBERTSettings:
+    """TinyBERT: the teacher, which steps run, what the attention loss compares, the prediction temperature,
+    teacher layers a sliced student starts from, and whether the augmented training set is used."""
+
+    teacher_model: str | None
+    intermediate_distill: bool
+    pred_distill: bool
+    attention_loss: str
+    temperature: float
+    layer_list: str | None
+    aug_train: bool
+    serve_for_online: bool
+
+
+@dataclasses.dataclass(frozen=True)
 class MFTSettings:
     """Meta fine-tuning: the domain-corruption layers (None: scaled defaults) and loss weight."""
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 from model_compress.distill.mapping import parse_layer_list
+from model_compress.modeling.bert import BertForSequenceClassification
+from model_compress.modeling.checkpoint import load_state_into, module_state_numpy
 from model_compress.modeling.config import BertConfig
 
 _LAYER_KEY = re.compile(r"^(.*\bencoder\.layer\.)(\d+)(\..*)$")
@@ -31,3 +33,12 @@ def slice_layers(state: dict, config: BertConfig, layer_list: str | list[int]) -
         if teacher_layer in new_index:
             sliced[f"{match.group(1)}{new_index[teacher_layer]}{match.group(3)}"] = value
     return sliced, config.replace(num_hidden_layers=len(layers))
+
+
+def slice_model(model: BertForSequenceClassification, layer_list: str | list[int]
+                ) -> tuple[BertForSequenceClassification, BertConfig]:
+    """A new classifier made of `model`'s embeddings, pooler, head and encoder layers `layer_list`."""
+    state, config = slice_layers(module_state_numpy(model), model.config, layer_list)
+    sliced = BertForSequenceClassification(config)
+    load_state_into(sliced, state, verbose=False)
+    return sliced, config

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from model_compress.distill.metakd import ATTENTION_KINDS
+from model_compress.distill.intermediate import ATTENTION_KINDS
 from model_compress.jobs.pipelines.metakd import (  # noqa: F401  (re-exported for callers of this module)
     ALL_GENRES,
     STAGES,
@@ -10,7 +10,6 @@ from model_compress.jobs.pipelines.metakd import (  # noqa: F401  (re-exported f
     dev_source,
     domain_names,
     ensure_teacher_dump,
-    fit,
     genre_id,
     note,
     optional_weights,

@@ -12,14 +12,13 @@ import numpy as np
 
 from model_compress.cli import fail
 from model_compress.distill.meta import DomainCorruptionHead, MetaFineTuningObjective, WithShuffledDomains
-from model_compress.distill.metakd import MetaTeacherOutputs, WithUnitWeights
+from model_compress.distill.metakd import MetaTeacherOutputs
 from model_compress.distill.metakd_dump import DUMP_KIND, dump_layers, dump_table, write_teacher_dump
 from model_compress.distill.teacher_cache import cache_key, cache_source, checked_cache, load_cache
 from model_compress.jobs.common import (
     TaskData,
+    fit_objective,
     load_classifier,
-    loop_config,
-    save_classifier,
     task_domains,
     write_results,
 )
@@ -35,6 +34,7 @@ from model_compress.jobs.settings import (
 from model_compress.modeling.config import BertConfig
 from model_compress.training import distributed
 from model_compress.training.domains import ALL_DOMAINS, domain_index, make_domain_evaluator, per_domain
+from model_compress.training.sources import WithUnitWeights
 
 ALL_GENRES = ALL_DOMAINS
 STAGES = ("first", "second", "all", "vanilla")
@@ -68,18 +68,6 @@ def dev_source(data: TaskData, settings: TrainSettings):
     """The dev split in file order, with its domains."""
     return data.loader("dev", settings.eval_batch_size_per_device, train=False, seed=settings.seed, rank=0,
                        world_size=1, with_domain=True)
-
-
-def fit(settings: TrainSettings, objective, model, train_source, evaluate, vocab: str, output_dir: str,
-        snapshot_name, meta: dict):
-    """The shared training loop; `evaluate=None` trains without dev evaluation or snapshots."""
-    from model_compress.training.loop import train
-
-    def save(path: str, metrics: dict) -> None:
-        save_classifier(model, path, model.config, vocab, {"task": settings.task_name, **meta, **metrics})
-
-    return train(objective, train_source, evaluate, save if evaluate else None, snapshot_name,
-                 loop_config(settings, output_dir))
 
 
 def best_metrics(loop) -> dict:
@@ -184,9 +172,10 @@ def train_meta_teacher(
     choices = {"use_sample_weights": bool(meta.use_sample_weights), "use_domain_loss": bool(meta.use_domain_loss),
                "domain_loss_weight": weight, "layer_indexes": layers}
     evaluate = make_domain_evaluator(model, dev, domains, ALL_GENRES, settings.eager)
-    loop = fit(settings, objective, model, train, evaluate, vocab, output_dir,
-               lambda m: f"snapshot_best_mft_model_{task}_dev_{m['accuracy']}",
-               {"labels": data.labels, "domains": domains, "role": "meta-teacher", "init": model_dir, **choices})
+    loop = fit_objective(settings, objective, model, train, evaluate, vocab, output_dir,
+                         lambda m: f"snapshot_best_mft_model_{task}_dev_{m['accuracy']}",
+                         meta={"labels": data.labels, "domains": domains, "role": "meta-teacher", "init": model_dir,
+                               **choices})
     metrics = best_metrics(loop)
     if distributed.rank() == 0:
         path = write_results(run.result_dir or output_dir, metrics, flags, model, loop.best_snapshot,

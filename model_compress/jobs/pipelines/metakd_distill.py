@@ -13,18 +13,15 @@ import numpy as np
 
 from model_compress.cli import fail
 from model_compress.data.tokenization import load_vocab
-from model_compress.distill.metakd import (
-    TEACHER_ARRAYS,
-    MetaDistillFirstStage,
-    MetaDistillSecondStage,
-    RowSubset,
-    student_init_layers,
-)
+from model_compress.distill.intermediate import check_heads
+from model_compress.distill.mapping import student_init_layers
+from model_compress.distill.metakd import TEACHER_ARRAYS, MetaDistillFirstStage, MetaDistillSecondStage
 from model_compress.distill.objectives import VanillaKDObjective
 from model_compress.jobs import settings as cfg
 from model_compress.jobs.common import (
     DEFAULT_MODEL,
     TaskData,
+    fit_objective,
     load_classifier,
     save_classifier,
     snapshot_in,
@@ -35,13 +32,13 @@ from model_compress.jobs.pipelines.inputs import prepare_inputs, resolve_model
 from model_compress.jobs.pipelines.mft import keep_weights, load_weights
 from model_compress.jobs.pipelines.student import build_student
 from model_compress.modeling.bert import BertForSequenceClassification
-from model_compress.modeling.checkpoint import SNAPSHOT_JSON, load_state_into, module_state_numpy
+from model_compress.modeling.checkpoint import SNAPSHOT_JSON
 from model_compress.modeling.config import BertConfig
-from model_compress.modeling.slicing import slice_layers
+from model_compress.modeling.slicing import slice_model
 from model_compress.training import distributed
 from model_compress.training.domains import make_domain_evaluator, per_domain
 from model_compress.training.graph import graph_free_copy
-from model_compress.training.sources import WithCachedTargets
+from model_compress.training.sources import RowSubset, WithCachedTargets
 
 FIRST_STAGE_ROLE = "meta-student-first"
 
@@ -111,9 +108,7 @@ def build_meta_student(spec: cfg.StudentSettings, stage: str, data: TaskData, re
         fail(f"--student_num_hidden_layers {wanted}: {source_dir} has only {config.num_hidden_layers} layers")
     if 0 < wanted < config.num_hidden_layers:
         layers = student_init_layers(wanted, config.num_hidden_layers)
-        state, config = slice_layers(module_state_numpy(model), config, layers)
-        model = BertForSequenceClassification(config)
-        load_state_into(model, state, verbose=False)
+        model, config = slice_model(model, layers)
         meta_runs.note(f"student: layers {','.join(map(str, layers))} of {source_dir} ({len(layers)} layers)")
         return model, config, f"{source_dir} layers {','.join(map(str, layers))}"
     return model, config, source_dir
@@ -129,9 +124,10 @@ def _check_vocab(student_dir: str, teacher_vocab: dict[str, int]) -> None:
 
 
 def _check_pair(student: BertConfig, teacher: BertConfig) -> None:
-    if student.num_attention_heads != teacher.num_attention_heads:
-        fail(f"the attention loss compares heads one to one: the student has {student.num_attention_heads} "
-             f"heads, the teacher {teacher.num_attention_heads}")
+    try:
+        check_heads(student.num_attention_heads, teacher.num_attention_heads)
+    except ValueError as exc:
+        fail(str(exc))
     if student.num_hidden_layers > teacher.num_hidden_layers:
         fail(f"a {student.num_hidden_layers}-layer student cannot learn from a "
              f"{teacher.num_hidden_layers}-layer teacher's layers")
@@ -193,8 +189,8 @@ def meta_distill(
                 student, t_config.hidden_size, len(domains), attention, hidden, kd.domain_loss_weight,
                 kd.use_sample_weights, dump_settings.attention_loss), settings.device)
             train = WithCachedTargets(source, {name: dump[name] for name in TEACHER_ARRAYS})
-            loop = meta_runs.fit(dataclasses.replace(settings, num_epochs=epochs), objective, student, train, None,
-                                 vocab, output_dir, lambda m: "", meta)
+            loop = fit_objective(dataclasses.replace(settings, num_epochs=epochs), objective, student, train, None,
+                                 vocab, output_dir, lambda m: "", meta=meta)
             snapshot = save_classifier(student, first_stage_snapshot(output_dir, kd.genre), s_config, vocab,
                                        {"task": settings.task_name, "role": FIRST_STAGE_ROLE, **meta,
                                         "final_loss": loop.final_loss, "epochs": epochs})
@@ -213,10 +209,10 @@ def meta_distill(
                 name, role = "meta", "meta-kd-student"
             train = WithCachedTargets(source, {"teacher_logits": dump["teacher_logits"]})
             genre = kd.genre
-            loop = meta_runs.fit(settings, objective, student, train,
+            loop = fit_objective(settings, objective, student, train,
                                  make_domain_evaluator(student, dev, domains, genre, settings.eager), vocab, output_dir,
                                  lambda m: f"snapshot_best_{name}_student_{genre}_dev_{m['accuracy']}",
-                                 {**meta, "role": role})
+                                 meta={**meta, "role": role})
             snapshot, result["train"] = loop.best_snapshot, loop
             result["eval"] = metrics = meta_runs.best_metrics(loop)
             if distributed.rank() == 0:

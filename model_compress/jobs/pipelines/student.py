@@ -129,6 +129,19 @@ def pkd_layers(variant: str, mapping: str, student_layers: int, teacher_layers: 
     return [s for s, _ in pairs], [t for _, t in pairs]
 
 
+def teacher_inputs(teacher_model: str | None, run: cfg.RunSettings, data_settings: cfg.DataSettings
+                   ) -> tuple[str, str, TaskData, BertForSequenceClassification, BertConfig]:
+    """What a distillation from a teacher reads: (teacher dir, its vocab, the task data read with that vocab,
+    the teacher, its config); exit 2 without --teacher_model."""
+    if not teacher_model:
+        fail("--teacher_model is required for training")
+    teacher_dir = resolve_model_dir(teacher_model)
+    vocab = find_vocab(teacher_dir, run.vocab_file)
+    data = load_task_data(data_settings, vocab, model_dir=teacher_dir)
+    teacher, t_config, _ = load_classifier(teacher_dir, len(data.labels))
+    return teacher_dir, vocab, data, teacher, t_config
+
+
 def train_pkd(
     run: cfg.RunSettings, data_settings: cfg.DataSettings, settings: cfg.TrainSettings, spec: cfg.StudentSettings,
     pkd: cfg.PKDSettings,
@@ -137,12 +150,7 @@ def train_pkd(
     output_dir = run.model_save_dir or os.path.join("output", f"student-pkd-{settings.task_name}")
     result, snapshot = {}, spec.student_model
     if run.do_train:
-        if not pkd.teacher_model:
-            fail("--teacher_model is required for training")
-        teacher_dir = resolve_model_dir(pkd.teacher_model)
-        vocab = find_vocab(teacher_dir, run.vocab_file)
-        data = load_task_data(data_settings, vocab, model_dir=teacher_dir)
-        teacher, t_config, _ = load_classifier(teacher_dir, len(data.labels))
+        teacher_dir, vocab, data, teacher, t_config = teacher_inputs(pkd.teacher_model, run, data_settings)
         student, s_config = build_student(spec, len(data.labels), teacher_dir)
         s_layers, t_layers = pkd_layers(pkd.pkd_variant, pkd.pkd_mapping, s_config.num_hidden_layers,
                                         t_config.num_hidden_layers)

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# TinyBERT in the original's two steps (seed: run_train_student_tinybert.sh): step 1 distils the
+# attention maps and hidden states, step 2 the prediction layer; both read the teacher online.
+# Variables, as in the original where it has them (defaults run on the shipped data with the default teacher):
+#   DATA_ROOT=data/glue_data   dataset=SST-2
+#   FT_BERT_BASE_DIR=models/finetuned_teacher/$dataset/snapshot_best   (trained first if missing)
+#   TMP_STUDENT_DIR=""   a general TinyBERT snapshot to start from, when given
+#   LAYER_LIST=""        else start from these 0-based teacher layers (e.g. 1,3,5), when given
+#   else a random student: STUDENT_LAYERS=3 STUDENT_HIDDEN=312 STUDENT_HEADS=12 STUDENT_INTERMEDIATE=1200
+#                          (the original's 4 x 312 needs a teacher whose depth 4 divides, e.g. 12 layers;
+#                           the heads must equal the teacher's)
+#   STUDENT_DIR=models/student_model/$dataset/tinybert   RESULT_DIR=""   SERVE_FOR_ONLINE=False
+#   AUG_TRAIN=False  (True: both steps train on train_aug.tsv, built once; N M P as data_augmentation.py)
+#   step 1: INTERMEDIATE_EPOCHS=10  INTERMEDIATE_LR=2e-4  ATTENTION_LOSS=scores
+#   step 2: EPOCHS=4  LR=1e-4  TEMPERATURE=1
+#   SEQ_LENGTH=32  BATCH=32  SEED=42
+# Extra arguments go to both task_student_tinybert.py runs.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+DATA_ROOT=${DATA_ROOT:-data/glue_data}
+dataset=${dataset:-SST-2}
+FT_BERT_BASE_DIR=${FT_BERT_BASE_DIR:-models/finetuned_teacher/$dataset/snapshot_best}
+TMP_STUDENT_DIR=${TMP_STUDENT_DIR:-}
+LAYER_LIST=${LAYER_LIST:-}
+STUDENT_DIR=${STUDENT_DIR:-models/student_model/$dataset/tinybert}
+RESULT_DIR=${RESULT_DIR:-}
+SERVE_FOR_ONLINE=${SERVE_FOR_ONLINE:-False}
+AUG_TRAIN=${AUG_TRAIN:-False}
+
+ensure_teacher "$FT_BERT_BASE_DIR" tinybert
+if [ -n "$TMP_STUDENT_DIR" ]; then
+    START=(--student_model "$TMP_STUDENT_DIR")
+elif [ -n "$LAYER_LIST" ]; then
+    START=(--layer_list "$LAYER_LIST")
+else
+    START=(--from_scratch --student_num_hidden_layers "${STUDENT_LAYERS:-3}" --student_hidden_size "${STUDENT_HIDDEN:-312}"
+           --student_num_attention_heads "${STUDENT_HEADS:-12}" --student_intermediate_size "${STUDENT_INTERMEDIATE:-1200}")
+fi
+COMMON=(--task_name "$dataset" --data_dir "$DATA_ROOT/$dataset" --teacher_model "$FT_BERT_BASE_DIR"
+        --model_save_dir "$STUDENT_DIR" --aug_train "$AUG_TRAIN" --seq_length "${SEQ_LENGTH:-32}"
+        --batch_size_per_device "${BATCH:-32}" --seed "${SEED:-42}")
+if [ -n "${N:-}" ]; then COMMON+=(--N "$N"); fi
+COMMON+=(--M "${M:-15}" --p "${P:-0.4}")
+
+echo "[tinybert] step 1: intermediate-layer distillation"
+"$PYTHON" model_compress/distil/task_student_tinybert.py "${COMMON[@]}" "${START[@]}" \
+    --intermediate_distill True --pred_distill False --attention_loss "${ATTENTION_LOSS:-scores}" \
+    --num_epochs "${INTERMEDIATE_EPOCHS:-10}" --learning_rate "${INTERMEDIATE_LR:-2e-4}" --do_train "$@"
+echo "[tinybert] step 2: prediction-layer distillation"
+"$PYTHON" model_compress/distil/task_student_tinybert.py "${COMMON[@]}" \
+    --student_model "$STUDENT_DIR/snapshot_intermediate" \
+    --intermediate_distill False --pred_distill True --temperature "${TEMPERATURE:-1}" \
+    --result_dir "$RESULT_DIR" --serve_for_online "$SERVE_FOR_ONLINE" \
+    --num_epochs "${EPOCHS:-4}" --learning_rate "${LR:-1e-4}" --do_train --do_eval "$@"
