@@ -13,7 +13,7 @@
 #   AUG_TRAIN=False  (True: both steps train on train_aug.tsv, built once; N M P as data_augmentation.py)
 #   step 1: INTERMEDIATE_EPOCHS=10  INTERMEDIATE_LR=2e-4  ATTENTION_LOSS=scores
 #   step 2: EPOCHS=4  LR=1e-4  TEMPERATURE=1
-#   SEQ_LENGTH=32  BATCH=32  SEED=42
+#   SEQ_LENGTH=32  BATCH=32 (global)  SEED=42  NPROC=auto (data-parallel processes; see plan_ranks in common.sh)
 # Extra arguments go to both task_student_tinybert.py runs.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -28,6 +28,7 @@ SERVE_FOR_ONLINE=${SERVE_FOR_ONLINE:-False}
 AUG_TRAIN=${AUG_TRAIN:-False}
 
 ensure_teacher "$FT_BERT_BASE_DIR" tinybert
+plan_ranks "${BATCH:-32}" "$@"
 if [ -n "$TMP_STUDENT_DIR" ]; then
     START=(--student_model "$TMP_STUDENT_DIR")
 elif [ -n "$LAYER_LIST" ]; then
@@ -38,16 +39,16 @@ else
 fi
 COMMON=(--task_name "$dataset" --data_dir "$DATA_ROOT/$dataset" --teacher_model "$FT_BERT_BASE_DIR"
         --model_save_dir "$STUDENT_DIR" --aug_train "$AUG_TRAIN" --seq_length "${SEQ_LENGTH:-32}"
-        --batch_size_per_device "${BATCH:-32}" --seed "${SEED:-42}")
+        --batch_size_per_device "$RANK_BATCH" --seed "${SEED:-42}")
 if [ -n "${N:-}" ]; then COMMON+=(--N "$N"); fi
 COMMON+=(--M "${M:-15}" --p "${P:-0.4}")
 
 echo "[tinybert] step 1: intermediate-layer distillation"
-"$PYTHON" model_compress/distil/task_student_tinybert.py "${COMMON[@]}" "${START[@]}" \
+run_ranks model_compress/distil/task_student_tinybert.py "${COMMON[@]}" "${START[@]}" \
     --intermediate_distill True --pred_distill False --attention_loss "${ATTENTION_LOSS:-scores}" \
     --num_epochs "${INTERMEDIATE_EPOCHS:-10}" --learning_rate "${INTERMEDIATE_LR:-2e-4}" --do_train "$@"
 echo "[tinybert] step 2: prediction-layer distillation"
-"$PYTHON" model_compress/distil/task_student_tinybert.py "${COMMON[@]}" \
+run_ranks model_compress/distil/task_student_tinybert.py "${COMMON[@]}" \
     --student_model "$STUDENT_DIR/snapshot_intermediate" \
     --intermediate_distill False --pred_distill True --temperature "${TEMPERATURE:-1}" \
     --result_dir "$RESULT_DIR" --serve_for_online "$SERVE_FOR_ONLINE" \
