@@ -56,3 +56,19 @@ ensure_teacher() {
         TEACHER_DIR="$(dirname "$1")" DATA_ROOT="$DATA_ROOT" dataset="$dataset" bash run_scripts/run_train_teacher.sh
     fi
 }
+
+# The GLUE scripts' defaults: DATA_ROOT=data/glue_data, dataset=SST-2.
+glue_defaults() {
+    DATA_ROOT=${DATA_ROOT:-data/glue_data}
+    dataset=${dataset:-SST-2}
+}
+
+# Evaluate $STUDENT_DIR/snapshot_best on the dev split with entry script $1; results in $RESULT_DIR
+# (default $STUDENT_DIR). Extra arguments go to the script.
+eval_student() {
+    local script=$1
+    shift
+    "$PYTHON" "$script" --task_name "$dataset" --data_dir "$DATA_ROOT/$dataset" \
+        --student_model "$STUDENT_DIR/snapshot_best" --model_save_dir "$STUDENT_DIR" --result_dir "${RESULT_DIR:-}" \
+        --seq_length "${SEQ_LENGTH:-32}" --do_eval "$@"
+}

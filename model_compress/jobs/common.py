@@ -31,7 +31,8 @@ from model_compress.modeling.checkpoint import (
     snapshot_config,
     snapshot_format,
 )
-from model_compress.modeling.config import BertConfig
+from model_compress.modeling.config import BertConfig, LSTMConfig
+from model_compress.modeling.lstm import DistilledBiLSTM
 from model_compress.modeling.pretrained import ensure_default_snapshot
 from model_compress.training import distributed
 
@@ -84,7 +85,7 @@ def load_model_snapshot(model_dir: str, purpose: str, student: bool = False) -> 
         fail(str(exc) or f"{model_dir}: cannot be read")
     if config is None:
         fail(f"{model_dir} has no config (config.json / snapshot.json); cannot {purpose}")
-    problems = check_state_shapes(classifier_state(state), config)
+    problems = check_state_shapes(classifier_state(state), config) if isinstance(config, BertConfig) else []
     if problems:
         fail(f"{model_dir}: the config does not match the weights ({problems[0]}"
              f"{f' and {len(problems) - 1} more' if len(problems) > 1 else ''})")
@@ -100,7 +101,7 @@ def check_model_inputs(model_dir: str, vocab_file: str, seq_length: int, student
     config = snapshot_config(model_dir, prefer_student=student)
     if config is None:
         return
-    if seq_length > config.max_position_embeddings:
+    if seq_length > getattr(config, "max_position_embeddings", seq_length):
         fail(f"--seq_length {seq_length} exceeds the {config.max_position_embeddings} positions of {model_dir}")
     try:
         vocab = load_vocab(vocab_file)
@@ -117,7 +118,8 @@ def load_classifier(
     model_dir: str, num_labels: int, config_changes: dict | None = None, verbose: bool = True,
     student: bool = False,
 ) -> tuple[BertForSequenceClassification, BertConfig, dict]:
-    """A BertForSequenceClassification from any snapshot format, with a fresh head if labels differ.
+    """A BertForSequenceClassification (a DistilledBiLSTM for its snapshots) from any snapshot format,
+    with a fresh head if labels differ.
 
     `student` roles read the student of a legacy snapshot holding both (see `choose_legacy_prefix`).
     """
@@ -125,11 +127,11 @@ def load_classifier(
     state = classifier_state(state)
     config = config.replace(num_labels=num_labels, **(config_changes or {}))
     head = state.get("classifier.weight")
-    if head is not None and tuple(head.shape) != (num_labels, config.hidden_size):
+    if head is not None and head.shape[0] != num_labels:
         print(f"[model] {model_dir}: classifier has {head.shape[0]} labels, task has {num_labels}: new head",
               file=sys.stderr)
         state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
-    model = BertForSequenceClassification(config)
+    model = DistilledBiLSTM(config) if isinstance(config, LSTMConfig) else BertForSequenceClassification(config)
     try:
         report = load_state_into(model, state, verbose=False)
     except ValueError as exc:

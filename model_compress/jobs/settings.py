@@ -196,3 +196,35 @@ class GeneralDistillSettings:
     use_amp: bool
     resume: bool
     eager: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class TheseusSettings:
+    """BERT-of-Theseus: the predecessor (fine-tuned teacher) and the replacing-rate schedule."""
+
+    teacher_model: str | None
+    replacing_rate: float
+    scheduler_type: str
+    scheduler_linear_k: float
+    steps_for_replacing: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DistilledLSTMSettings:
+    """Distilled BiLSTM: the teacher signal (logits file, or the teacher online / cached), KD weights and
+    the LSTM student's sizes (0 embedding size: the hidden size; 0 sequence length: --seq_length)."""
+
+    teacher_model: str | None
+    teacher_logits: str | None
+    teacher_mode: str
+    refresh_teacher_cache: bool
+    kd_alpha: float
+    temperature: float
+    student_model: str | None
+    student_embedding_size: int
+    student_hidden_size: int
+    student_num_hidden_layers: int
+    bidirectional: bool
+    student_intermediate_size: int
+    student_hidden_dropout_prob: float
+    student_seq_length: int

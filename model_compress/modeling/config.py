@@ -1,15 +1,56 @@
-"""BERT configuration: sizes and dropouts, read from and written to Hugging Face style config.json."""
+"""Model configurations: sizes and dropouts, read from and written to Hugging Face style config.json.
+
+BertConfig describes every BERT in the project; LSTMConfig the Distilled BiLSTM student, marked by its
+``model_type`` so a snapshot says which model it holds (`config_from_dict`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-from typing import Any
+from typing import Any, TypeVar
+
+C = TypeVar("C", bound="JsonConfig")
+
+
+class JsonConfig:
+    """Dict / config.json round trip shared by the config dataclasses."""
+
+    def replace(self: C, **changes: Any) -> C:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[C], raw: dict[str, Any]) -> C:
+        """Build from a dict, ignoring keys this project does not use (HF configs carry many)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        known = {k: v for k, v in raw.items() if k in fields}
+        if "num_labels" not in known and isinstance(raw.get("id2label"), dict):
+            known["num_labels"] = len(raw["id2label"])
+        return cls(**known)
+
+    @classmethod
+    def from_json_file(cls: type[C], path: str) -> C:
+        with open(path, encoding="utf-8") as f:
+            try:
+                raw = json.load(f)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        return cls.from_dict(raw)
+
+    def to_json_file(self, path: str) -> None:
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+        os.replace(tmp, path)
 
 
 @dataclasses.dataclass
-class BertConfig:
+class BertConfig(JsonConfig):
     """Shape of a BERT encoder plus the classification head on top of it."""
 
     vocab_size: int = 30522
@@ -39,33 +80,34 @@ class BertConfig:
     def head_size(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
-    def replace(self, **changes: Any) -> BertConfig:
-        """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+@dataclasses.dataclass
+class LSTMConfig(JsonConfig):
+    """The Distilled BiLSTM student: word embeddings, (bi)LSTM layers, a ReLU layer and the classifier."""
 
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> BertConfig:
-        """Build from a dict, ignoring keys this project does not use (HF configs carry many)."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        known = {k: v for k, v in raw.items() if k in fields}
-        if "num_labels" not in known and isinstance(raw.get("id2label"), dict):
-            known["num_labels"] = len(raw["id2label"])
-        return cls(**known)
+    # input: ids of the teacher's vocabulary, of which the student reads the first max_seq_length (0: all)
+    vocab_size: int = 30522
+    embedding_size: int = 300
+    max_seq_length: int = 0
+    # recurrent layers (hidden_size units per direction)
+    hidden_size: int = 300
+    num_layers: int = 1
+    bidirectional: bool = True
+    # head: ReLU layer, dropout, classifier
+    intermediate_size: int = 400
+    hidden_dropout_prob: float = 0.5
+    num_labels: int = 2
+    initializer_range: float = 0.02
+    model_type: str = "distilled_bilstm"
 
-    @classmethod
-    def from_json_file(cls, path: str) -> BertConfig:
-        with open(path, encoding="utf-8") as f:
-            try:
-                raw = json.load(f)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}: not valid JSON ({exc})") from None
-        return cls.from_dict(raw)
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers", "intermediate_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
-    def to_json_file(self, path: str) -> None:
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
+
+def config_from_dict(raw: dict[str, Any]) -> BertConfig | LSTMConfig:
+    """The config a snapshot's dict describes: LSTMConfig when its ``model_type`` says so, else BertConfig."""
+    if raw.get("model_type") == LSTMConfig.model_type:
+        return LSTMConfig.from_dict(raw)
+    return BertConfig.from_dict(raw)

@@ -126,6 +126,9 @@ def load_servable(model_dir: str, labels: Sequence[str] | None = None) -> Servab
         raise ServingError(str(exc)) from None
     if config is None:
         raise ServingError(f"{model_dir} has no config (config.json / snapshot.json); cannot export it")
+    if not isinstance(config, BertConfig):
+        raise ServingError(f"{model_dir} holds a {getattr(config, 'model_type', type(config).__name__)} model: "
+                           "export and predict serve BERT classifiers (evaluate it with its --do_eval script)")
     selected = classifier_state(state)
     head = selected.get("classifier.bias")
     if head is not None and head.shape[0] != config.num_labels:

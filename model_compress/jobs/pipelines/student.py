@@ -71,6 +71,25 @@ def evaluate_and_report(
     return metrics
 
 
+def evaluate_student(run: cfg.RunSettings, data_settings: cfg.DataSettings, settings: cfg.TrainSettings,
+                     snapshot: str | None, output_dir: str, role: str) -> dict:
+    """--do_eval of a student job: the trained (or given --student_model) snapshot on the dev split."""
+    if not snapshot:
+        fail("--do_eval without --do_train needs --student_model")
+    snap_dir = resolve_model_dir(snapshot)
+    data = load_task_data(data_settings, find_vocab(snap_dir, run.vocab_file), model_dir=snap_dir, student=True)
+    return evaluate_and_report(settings, run.flags, snap_dir, data, run.result_dir or output_dir, role)
+
+
+def logits_from_file(path: str, data: TaskData, train_loader) -> np.ndarray:
+    """The teacher logits file checked against the training split (rows, labels, source); errors end the run."""
+    try:
+        return read_logits_file(path, len(data.examples["train"]), len(data.labels),
+                                train_loader.meta.get("source_hash"))
+    except TeacherFileError as exc:
+        fail(str(exc))
+
+
 def train_kd_student(settings: cfg.TrainSettings, data: TaskData, student: cfg.StudentSettings, reference: str,
                      vocab: str, logits: np.ndarray, temperature: float, alpha: float, train_loader,
                      output_dir: str, meta: dict | None = None):
@@ -100,11 +119,7 @@ def train_kd(
         if not kd.teacher_logits:
             fail("--teacher_logits is required for training (export it with task_teacher.py --export_logits)")
         loader = data.loader("train", run.batch_size_per_device, train=True, seed=settings.seed)
-        try:
-            logits = read_logits_file(kd.teacher_logits, len(data.examples["train"]), len(data.labels),
-                                      loader.meta.get("source_hash"))
-        except TeacherFileError as exc:
-            fail(str(exc))
+        logits = logits_from_file(kd.teacher_logits, data, loader)
         loop = train_kd_student(settings, data, student, reference, vocab, logits, kd.temperature, kd.alpha,
                                 loader, output_dir)
         snapshot, result["train"] = loop.best_snapshot, loop
@@ -115,6 +130,21 @@ def train_kd(
                                              "student-kd")
     result["snapshot"] = snapshot
     return result
+
+
+def with_teacher_outputs(objective, train, teacher, teacher_dir: str, data: TaskData, settings: cfg.TrainSettings,
+                         teacher_mode: str, refresh: bool, cls_layers=(), hidden_layers=(), tag: str = "kd"):
+    """(objective, training batches) fed with the teacher's logits (and chosen states): computed in every
+    step (`teacher_mode` online) or once per dataset into the teacher cache and joined by example index."""
+    if teacher_mode == "online":
+        return WithOnlineTeacher(objective, TeacherTargets(teacher, cls_layers, hidden_layers)), train
+    ordered = data.loader("train", settings.eval_batch_size_per_device, train=False, seed=settings.seed,
+                          rank=0, world_size=1)
+    arrays, where, hit = cached_teacher_outputs(
+        teacher_dir, teacher, ordered, ordered.meta, os.path.join(data.data_dir, "teacher_cache"),
+        cls_layers, hidden_layers, eager=settings.eager, refresh=refresh)
+    print(f"[{tag}] teacher outputs {'reused from' if hit else 'cached in'} {where}", file=sys.stderr)
+    return objective, WithCachedTargets(train, arrays)
 
 
 def pkd_layers(variant: str, mapping: str, student_layers: int, teacher_layers: int) -> tuple[list[int], list[int]]:
@@ -165,16 +195,9 @@ def train_pkd(
                                                 pkd.kd_alpha, pkd.kd_beta)
             objective = distributed.setup_model(objective, settings.device)
         train = data.loader("train", run.batch_size_per_device, train=True, seed=settings.seed)
-        if pkd.teacher_mode == "online":
-            objective = WithOnlineTeacher(objective, TeacherTargets(teacher, cls_layers, hidden_layers))
-        else:
-            ordered = data.loader("train", settings.eval_batch_size_per_device, train=False, seed=settings.seed,
-                                  rank=0, world_size=1)
-            arrays, where, hit = cached_teacher_outputs(
-                teacher_dir, teacher, ordered, ordered.meta, os.path.join(data.data_dir, "teacher_cache"),
-                cls_layers, hidden_layers, eager=settings.eager, refresh=pkd.refresh_teacher_cache)
-            print(f"[pkd] teacher outputs {'reused from' if hit else 'cached in'} {where}", file=sys.stderr)
-            train = WithCachedTargets(train, arrays)
+        objective, train = with_teacher_outputs(objective, train, teacher, teacher_dir, data, settings,
+                                                pkd.teacher_mode, pkd.refresh_teacher_cache, cls_layers,
+                                                hidden_layers, tag="pkd")
         dev = data.loader("dev", settings.eval_batch_size_per_device, train=False, seed=settings.seed, rank=0,
                           world_size=1)
         save_module = student if pkd.serve_for_online else objective
@@ -184,13 +207,7 @@ def train_pkd(
                                     "serve_for_online": bool(pkd.serve_for_online)})
         snapshot, result["train"] = loop.best_snapshot, loop
     if run.do_eval:
-        if not snapshot:
-            fail("--do_eval without --do_train needs --student_model")
-        snap_dir = resolve_model_dir(snapshot)
-        vocab = find_vocab(snap_dir, run.vocab_file)
-        data = load_task_data(data_settings, vocab, model_dir=snap_dir, student=True)
-        result["eval"] = evaluate_and_report(settings, run.flags, snap_dir, data, run.result_dir or output_dir,
-                                             "student-pkd")
+        result["eval"] = evaluate_student(run, data_settings, settings, snapshot, output_dir, "student-pkd")
     result["snapshot"] = snapshot
     return result
 

@@ -17,7 +17,7 @@ from model_compress.modeling.checkpoint.legacy import (
 )
 from model_compress.modeling.checkpoint.project import CONFIG_JSON, FLOW_PICKLE, SNAPSHOT_JSON
 from model_compress.modeling.checkpoint.state import State, flow_module, to_numpy
-from model_compress.modeling.config import BertConfig
+from model_compress.modeling.config import BertConfig, config_from_dict
 
 
 class CheckpointError(ValueError):
@@ -86,7 +86,7 @@ def snapshot_config(path: str, prefer_student: bool = False) -> BertConfig | Non
         if fmt == "project":
             with open(os.path.join(path, SNAPSHOT_JSON), encoding="utf-8") as f:
                 found = json.load(f).get("config")
-            return BertConfig.from_dict(found) if found else _config_beside(path)
+            return config_from_dict(found) if found else _config_beside(path)
         if fmt in ("flow", "hf"):
             return _config_beside(path if os.path.isdir(path) else os.path.dirname(path))
         if fmt == "legacy":
@@ -142,7 +142,7 @@ def load_snapshot(
                     raise ValueError(f"{os.path.join(path, SNAPSHOT_JSON)}: not valid JSON ({exc})") from None
             meta = dict(info.get("meta") or {})
             if info.get("config"):
-                found = BertConfig.from_dict(info["config"])
+                found = config_from_dict(info["config"])
         else:
             found = _config_beside(path)
         meta["snapshot_format"] = fmt

@@ -1,0 +1,101 @@
+"""BERT-of-Theseus runs over typed settings: module replacing (phase 1), successor fine-tuning (phase 2)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from model_compress.cli import fail
+from model_compress.distill.mapping import check_layer_counts
+from model_compress.distill.theseus import ReplacingGates, ReplacingSchedule, TheseusObjective
+from model_compress.jobs import common
+from model_compress.jobs import settings as cfg
+from model_compress.jobs.pipelines.student import evaluate_student
+from model_compress.modeling.bert import BertForSequenceClassification
+from model_compress.modeling.checkpoint import load_state_into, module_state_numpy
+from model_compress.modeling.slicing import slice_layers
+from model_compress.training import distributed
+from model_compress.training.objectives import ClassificationObjective
+
+ROLE = "student-theseus"
+
+
+def successor_from(teacher: BertForSequenceClassification, layers: int) -> BertForSequenceClassification:
+    """The successor as the original initialises it: the predecessor's embeddings, pooler and classifier
+    and its first `layers` encoder layers."""
+    state, config = slice_layers(module_state_numpy(teacher), teacher.config, list(range(layers)))
+    successor = BertForSequenceClassification(config)
+    load_state_into(successor, state, verbose=False)
+    return successor
+
+
+def replacing_objective(
+    run: cfg.RunSettings, settings: cfg.TrainSettings, data: common.TaskData, teacher_dir: str,
+    student_model: str | None, student_layers: int, schedule: ReplacingSchedule,
+):
+    """Phase 1: (objective, successor, training batches with replacing gates)."""
+    teacher, t_config, _ = common.load_classifier(teacher_dir, len(data.labels))
+    if student_model:
+        successor, s_config, _ = common.load_classifier(common.resolve_model_dir(student_model), len(data.labels),
+                                                        student=True)
+        if s_config.hidden_size != t_config.hidden_size:
+            fail(f"--student_model {student_model} is {s_config.hidden_size} wide but the teacher "
+                 f"{t_config.hidden_size}: successor layers must take the predecessor's width")
+        student_layers = s_config.num_hidden_layers
+    try:
+        check_layer_counts(student_layers, t_config.num_hidden_layers)
+    except ValueError as exc:
+        fail(f"--student_num_hidden_layers {student_layers}: {exc}")
+    if not student_model:
+        successor = successor_from(teacher, student_layers)
+    teacher = distributed.setup_model(teacher, settings.device)
+    successor = distributed.setup_model(successor, settings.device)
+    objective = TheseusObjective(successor, teacher.bert.encoder.layer)
+    loader = data.loader("train", run.batch_size_per_device, train=True, seed=settings.seed)
+    return objective, successor, ReplacingGates(loader, schedule, student_layers, settings.seed)
+
+
+def train_theseus(
+    run: cfg.RunSettings, data_settings: cfg.DataSettings, settings: cfg.TrainSettings, student_model: str | None,
+    student_layers: int, theseus: cfg.TheseusSettings,
+) -> dict:
+    """Phase 1 when the replacing rate is below 1 (needs the teacher), phase 2 (the successor alone, from
+    --student_model) when it is 1; either keeps the best dev snapshot of the successor, a plain student."""
+    output_dir = run.model_save_dir or os.path.join("output", f"{ROLE}-{settings.task_name}")
+    result, snapshot = {}, student_model
+    if run.do_train:
+        try:
+            schedule = ReplacingSchedule(theseus.replacing_rate, theseus.scheduler_type, theseus.scheduler_linear_k,
+                                         theseus.steps_for_replacing)
+        except ValueError as exc:
+            fail(str(exc))
+        if schedule.successor_only:
+            if not student_model:
+                fail("--replacing_rate 1 fine-tunes the successor alone (phase 2): give --student_model "
+                     "(the phase-1 snapshot)")
+            source_dir = common.resolve_model_dir(student_model)
+            vocab = common.find_vocab(source_dir, run.vocab_file)
+            data = common.load_task_data(data_settings, vocab, model_dir=source_dir, student=True)
+            successor, _, _ = common.load_classifier(source_dir, len(data.labels), student=True)
+            successor = distributed.setup_model(successor, settings.device)
+            objective = ClassificationObjective(successor)
+            train = data.loader("train", run.batch_size_per_device, train=True, seed=settings.seed)
+            phase = {"phase": 2, "predecessor": None}
+        else:
+            if not theseus.teacher_model:
+                fail("--teacher_model (the fine-tuned predecessor) is required while --replacing_rate < 1")
+            source_dir = common.resolve_model_dir(theseus.teacher_model)
+            vocab = common.find_vocab(source_dir, run.vocab_file)
+            data = common.load_task_data(data_settings, vocab, model_dir=source_dir)
+            objective, successor, train = replacing_objective(run, settings, data, source_dir, student_model,
+                                                              student_layers, schedule)
+            phase = {"phase": 1, "predecessor": source_dir, "schedule": dataclasses.asdict(schedule)}
+        dev = data.loader("dev", settings.eval_batch_size_per_device, train=False, seed=settings.seed, rank=0,
+                          world_size=1)
+        loop = common.fit_classifier(settings, objective, successor, train, dev, vocab, output_dir,
+                              meta={"labels": data.labels, "role": ROLE, **phase})
+        snapshot, result["train"] = loop.best_snapshot, loop
+    if run.do_eval:
+        result["eval"] = evaluate_student(run, data_settings, settings, snapshot, output_dir, ROLE)
+    result["snapshot"] = snapshot
+    return result

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Evaluate a Distilled BiLSTM student (seed: run_eval_student_distilled_lstm.sh).
+#   DATA_ROOT=data/glue_data  dataset=SST-2  STUDENT_DIR=models/student_model/$dataset/kd_lstm  RESULT_DIR=""
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+glue_defaults
+STUDENT_DIR=${STUDENT_DIR:-models/student_model/$dataset/${STUDENT_NAME:-kd_lstm}}
+eval_student model_compress/distil/task_student_kd_lstm.py "$@"
