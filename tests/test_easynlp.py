@@ -323,7 +323,7 @@ def test_schema_reader_and_output_rows(tmp_path):
         [("g1", None, "positive", "books", 0.5), ("g2", "Really.", "negative", "dvd", 0.25)]
     assert table.lines == [2, 3]
     logits = np.array([[2.0, 0.0], [0.0, 1.0]], dtype=np.float32)
-    rows = output_rows(logits, ["positive", "negative"], ["predictions", "probabilities", "logits"], table,
+    rows = output_rows(logits, ["positive", "negative"], ["predictions", "probabilities", "logits"], table.fields,
                        ["guid"])
     assert rows[0].split("\t")[0] == "positive" and rows[1].split("\t")[0] == "negative"
     assert rows[0].split("\t")[2:] == ["2,0", "g1"]

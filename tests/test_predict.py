@@ -118,7 +118,7 @@ def test_predict_bad_input(model_dirs, easynlp_table, tmp_path, capsys):
     bad = tmp_path / "bad.tsv"
     bad.write_text("\n".join(lines[:3] + ["0\tonly three\tcolumns"]) + "\n", encoding="utf-8")
     line = _fails(capsys, "--tables", str(bad), "--checkpoint_path", snapshot, *base)
-    assert f"{bad}, line 4: expected 5 tab-separated columns" in line
+    assert f"--input_schema: {bad}, line 4: names 5 columns" in line and "has 3 tab-separated fields" in line
     assert "'sentence1' is not a column" in _fails(capsys, "--tables", table, "--checkpoint_path", snapshot,
                                                   *base[:-1], "sentence1")
     assert "--output_schema" in _fails(capsys, "--tables", table, "--checkpoint_path", snapshot, *base,

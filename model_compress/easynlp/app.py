@@ -269,7 +269,7 @@ def run_predict(args, udp: dict[str, str], settings: TrainSettings) -> dict:
     with tempfile.TemporaryDirectory(prefix="easynlp-records-") as records:
         data = task_data({"test": table}, labels, find_vocab(snapshot, None), args.sequence_length, records)
         logits, _ = predict_logits(settings, snapshot, data, "test")
-    write_lines_atomic(args.outputs, output_rows(logits, labels, outputs, table, append))
+    write_lines_atomic(args.outputs, output_rows(logits, labels, outputs, table.fields, append))
     note(f"{len(table.examples)} rows of {','.join(outputs)} from {snapshot} written to {args.outputs}")
     return {"snapshot": snapshot, "outputs": args.outputs, "logits": logits}
 

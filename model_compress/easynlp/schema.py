@@ -250,17 +250,19 @@ def _numbers(row: np.ndarray) -> str:
     return ",".join(f"{v:.7g}" for v in np.asarray(row, dtype=np.float64))
 
 
-def output_rows(logits: np.ndarray, labels: Sequence[str], outputs: Sequence[str], table: Table,
+def output_rows(logits: np.ndarray, labels: Sequence[str], outputs: Sequence[str], fields: Sequence[dict[str, str]],
                 append_cols: Sequence[str]) -> list[str]:
-    """One tsv line per table row: the ``outputs`` columns, then the ``append_cols`` input fields."""
+    """One tsv line per row (``fields``: the rows' input fields by name, e.g. ``Table.fields``): the ``outputs``
+    columns, then the ``append_cols`` input fields."""
     shifted = logits - logits.max(-1, keepdims=True)
     probabilities = np.exp(shifted) / np.exp(shifted).sum(-1, keepdims=True)
     lines = []
-    for i, row in enumerate(table.fields):
+    for i, row in enumerate(fields):
         cells = []
         for name in outputs:
             if name == "predictions":
-                cells.append(labels[int(logits[i].argmax())])
+                best = int(logits[i].argmax())
+                cells.append(labels[best] if best < len(labels) else str(best))
             elif name == "probabilities":
                 cells.append(_numbers(probabilities[i]))
             else:
@@ -268,6 +270,13 @@ def output_rows(logits: np.ndarray, labels: Sequence[str], outputs: Sequence[str
         cells.extend(row.get(name, "") for name in append_cols)
         lines.append("\t".join(cells))
     return lines
+
+
+def header_columns(path: str, flag: str = "--tables") -> list[Column]:
+    """A table without ``--input_schema``: its first line names the columns (all text)."""
+    for _, cols in _rows(path, flag):
+        return [Column(name.strip(), "str", 1) for name in cols]
+    raise UsageError(flag, "is empty", path)
 
 
 def write_lines_atomic(path: str, lines: Sequence[str]) -> None:

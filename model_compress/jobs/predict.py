@@ -6,9 +6,9 @@
         --output_schema predictions,probabilities,logits --append_cols label --micro_batch_size 32 \
         --sequence_length 128 --backend onnxruntime
 
-The table is a tsv without header whose columns `--input_schema` names (`name:type:count`; a column
-with count > 1 holds comma-separated values); without `--input_schema` its first line is a header
-naming the columns. The output tsv has no header: one line per input row, in order, with the
+The table is a tsv without header whose columns `--input_schema` names (`name:type:count`, as the
+EasyNLP commands read it: model_compress/easynlp/schema.py); without `--input_schema` its first line is a
+header naming the columns. The output tsv has no header: one line per input row, in order, with the
 `--output_schema` columns (`predictions`: the label name; `probabilities`, `logits`: comma-separated
 values, one per label) and then the `--append_cols` copied from the input. `--output_schema=logits`
 writes exactly the teacher logits file that vanilla KD reads. The checkpoint is any snapshot the
@@ -18,119 +18,46 @@ toolkit loads, or an exported ONNX file/folder; `--backend` picks OneFlow nn.Gra
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
 
-import numpy as np
-
 from model_compress.cli import add_bool, positive_int, user_errors
-from model_compress.data.processors import InputExample, read_rows
+from model_compress.easynlp.flags import OUTPUT_COLUMNS, UsageError
+from model_compress.easynlp.schema import (
+    Table,
+    header_columns,
+    make_spec,
+    output_rows,
+    parse_output_schema,
+    parse_schema,
+    read_table,
+)
 from model_compress.jobs.export import label_list
 from model_compress.serving import ServingError
 
-OUTPUT_COLUMNS = ("predictions", "probabilities", "logits")
 
+def read_input(args: argparse.Namespace) -> tuple[Table, list[str], list[str]]:
+    """The table read by its schema (EasyNLP's tables module), the output columns and the appended columns.
 
-@dataclasses.dataclass(frozen=True)
-class Column:
-    name: str
-    kind: str
-    count: int
-
-
-def parse_schema(schema: str, flag: str = "--input_schema") -> list[Column]:
-    """`label:str:1,sent1:str:1,logits:float:2` -> columns (type and count default to str and 1)."""
-    columns = []
-    for item in schema.split(","):
-        parts = item.strip().split(":")
-        if not parts[0] or len(parts) > 3:
-            raise ServingError(f"{flag}: {item!r} is not name:type:count")
-        kind = parts[1] if len(parts) > 1 else "str"
-        if kind not in ("str", "int", "float"):
-            raise ServingError(f"{flag}: {item!r} has type {kind!r}; expected str, int or float")
-        try:
-            count = int(parts[2]) if len(parts) > 2 else 1
-        except ValueError:
-            raise ServingError(f"{flag}: {item!r} has a count that is not a number") from None
-        columns.append(Column(parts[0], kind, count))
-    names = [c.name for c in columns]
-    if len(set(names)) != len(names):
-        raise ServingError(f"{flag}: a column name repeats in {names}")
-    return columns
-
-
-@dataclasses.dataclass
-class Table:
-    """Rows of a tsv as column-name -> text dicts, with their 1-based line numbers."""
-
-    path: str
-    names: list[str]
-    rows: list[tuple[int, list[str]]]
-
-    def column(self, name: str, flag: str) -> int:
-        if name not in self.names:
-            raise ServingError(f"{flag} {name!r} is not a column of {self.path} (columns: {', '.join(self.names)})")
-        return self.names.index(name)
-
-
-def read_table(path: str, schema: str | None, skip_first_line: bool) -> Table:
-    if not os.path.isfile(path):
-        raise ServingError(f"--tables {path} does not exist")
-    rows = list(read_rows(path))
-    if schema:
-        names = [c.name for c in parse_schema(schema)]
-        if skip_first_line:
-            rows = rows[1:]
-    else:
-        if not rows:
-            raise ServingError(f"{path} is empty")
-        names, rows = rows[0][1], rows[1:]
-    for number, cols in rows:
-        if len(cols) != len(names):
-            raise ServingError(f"{path}, line {number}: expected {len(names)} tab-separated columns "
-                               f"({', '.join(names)}), found {len(cols)}")
-    return Table(path, names, rows)
-
-
-def table_examples(table: Table, first: str, second: str | None) -> list[InputExample]:
-    a = table.column(first, "--first_sequence")
-    b = table.column(second, "--second_sequence") if second else None
-    examples = []
-    for number, cols in table.rows:
-        if not cols[a].strip():
-            raise ServingError(f"{table.path}, line {number}: field '{first}': empty text")
-        text_b = cols[b] if b is not None and cols[b].strip() else None
-        examples.append(InputExample(f"line-{number}", cols[a], text_b))
-    return examples
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
-
-
-def _values(row: np.ndarray) -> str:
-    return ",".join(f"{v:.7g}" for v in row)
-
-
-def format_rows(logits: np.ndarray, labels: list[str], columns: list[str], appended: list[list[str]]) -> list[str]:
-    """Output lines (no newline) for a batch: the chosen columns, then the appended input columns."""
-    probs = softmax(logits.astype(np.float64)) if "probabilities" in columns else None
-    best = logits.argmax(axis=-1)
-    lines = []
-    for i, row in enumerate(logits):
-        fields = []
-        for name in columns:
-            if name == "predictions":
-                fields.append(labels[best[i]] if best[i] < len(labels) else str(best[i]))
-            elif name == "probabilities":
-                fields.append(_values(probs[i]))
-            else:
-                fields.append(_values(row))
-        lines.append("\t".join(fields + appended[i]))
-    return lines
+    Without ``--input_schema`` the first line names the columns. A mistake is a ServingError naming the flag
+    (and file and line).
+    """
+    try:
+        outputs = parse_output_schema(args.output_schema)
+        if args.input_schema:
+            columns, skip = parse_schema(args.input_schema), args.skip_first_line
+        else:
+            columns, skip = header_columns(args.tables), True
+        spec = make_spec(columns, args.first_sequence, args.second_sequence or "")
+        appended = [c.strip() for c in (args.append_cols or "").split(",") if c.strip()]
+        for name in appended:
+            if name not in spec.names:
+                raise UsageError("--append_cols", f"{name!r} is not a column of {args.tables} "
+                                 f"(columns: {', '.join(spec.names)})")
+        return read_table(args.tables, spec, skip_first_line=skip), outputs, appended
+    except UsageError as exc:
+        raise ServingError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,13 +96,8 @@ def run(args) -> dict:
     from model_compress.data.tokenization import FullTokenizer
     from model_compress.serving.runners import encode_examples, open_classifier
 
-    columns = [c.strip() for c in args.output_schema.split(",") if c.strip()]
-    unknown = [c for c in columns if c not in OUTPUT_COLUMNS]
-    if unknown or not columns:
-        raise ServingError(f"--output_schema {args.output_schema!r}: choose from {', '.join(OUTPUT_COLUMNS)}")
-    table = read_table(args.tables, args.input_schema, args.skip_first_line)
-    examples = table_examples(table, args.first_sequence, args.second_sequence)
-    appended_idx = [table.column(c.strip(), "--append_cols") for c in (args.append_cols or "").split(",") if c.strip()]
+    table, columns, appended_cols = read_input(args)
+    examples = table.examples
     model = open_classifier(args.checkpoint_path, args.backend, label_list(args.label_enumerate_values))
     if model.max_length and args.sequence_length > model.max_length:
         raise ServingError(f"--sequence_length {args.sequence_length} exceeds the model's "
@@ -196,11 +118,10 @@ def run(args) -> dict:
                 began = time.perf_counter()
                 logits = model(inputs)
                 seconds += time.perf_counter() - began
-                rows = table.rows[start:start + size]
-                appended = [[cols[i] for i in appended_idx] for _, cols in rows]
-                for line in format_rows(logits, model.labels, columns, appended):
+                for line in output_rows(logits, model.labels, columns, table.fields[start:start + size],
+                                        appended_cols):
                     out.write(line + "\n")
-                bar.update(len(rows))
+                bar.update(len(logits))
         os.replace(tmp, args.outputs)
     finally:
         if os.path.exists(tmp):
