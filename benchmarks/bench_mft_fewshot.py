@@ -1,17 +1,20 @@
-"""Few-shot test accuracy of MFT -> fine-tuning vs plain fine-tuning from the pretrained model.
+"""Few-shot test accuracy of MFT -> fine-tuning against its two baselines.
 
-For every K-shot seed (default 42, 21, 12; K=16) and one target domain (default SST-2):
+For every K-shot seed (default 42, 21, 12; K=16) and target domain (default all of g1: SST-2, MR, CR):
 
   1. preprocess.py       prototypical scores on the g1 group (SST-2, MR, CR)
   2. meta_finetuning.py  meta learner from the default pretrained model
-  3. finetuning.py       on the target domain, from the meta learner          -> "MFT -> FT"
-  4. finetuning.py       on the target domain, from the pretrained model       -> "FT"
+  3. finetuning.py       plain fine-tuning on the same cross-domain rows, same epochs and lr (no
+                         prototypical weights, no domain-corruption loss): what MFT's own machinery adds
+  4. finetuning.py       on the target domain, from the meta learner          -> "MFT -> FT"
+  5. finetuning.py       on the target domain, from step 3's model            -> "cross FT -> FT"
+  6. finetuning.py       on the target domain, from the pretrained model       -> "FT"
 
-Both fine-tuning arms use identical flags; the snapshot is chosen on the target's dev split and the
+The target fine-tuning arms use identical flags; the snapshot is chosen on the target's dev split and the
 full test split is reported. The runs are sequential subprocesses of the real entry scripts. The CSVs are
 copied into --work_dir first, so OFRecord files and weight.npy are written there, not in the shared data.
 
-    .venv/bin/python benchmarks/bench_mft_fewshot.py            # ~25 min on 2 shared CPU cores
+    .venv/bin/python benchmarks/bench_mft_fewshot.py            # 3 targets x 3 seeds
     .venv/bin/python benchmarks/bench_mft_fewshot.py --reuse    # only print the table of finished runs
 """
 
@@ -19,97 +22,86 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MFT = os.path.join(REPO, "model_compress", "mft")
+from bench_runs import REPO, markdown_table, mean_std, python_command, read_json, run_logged, script_path, write_json
+
 GROUP_DOMAINS = ("SST-2", "MR", "CR")
+ARMS = (("mft", "MFT -> FT"), ("cross", "cross FT -> FT"), ("plain", "FT"))
 
 
-def ensure_data(data_root: str, work_data: str, target: str, k: int, seeds: list[int]) -> None:
+def ensure_data(data_root: str, work_data: str, targets: list[str], k: int, seeds: list[int]) -> None:
     """Copy the g1 and target K-shot CSVs (generating the shipped data if absent) into the work dir."""
     if not os.path.isdir(os.path.join(data_root, "k-shot-cross", "g1")):
         print(f"[bench] {data_root} has no K-shot data: generating the shipped default data there")
         subprocess.run([sys.executable, "-m", "model_compress.data.synthetic", "--out", data_root], cwd=REPO,
                        check=True)
     for seed in seeds:
-        for rel in (f"k-shot-cross/g1/{k}-{seed}", f"k-shot-single/{target}/{k}-{seed}"):
+        for rel in [f"k-shot-cross/g1/{k}-{seed}"] + [f"k-shot-single/{t}/{k}-{seed}" for t in targets]:
             dest = os.path.join(work_data, rel)
             os.makedirs(dest, exist_ok=True)
             for csv in glob.glob(os.path.join(data_root, rel, "*.csv")):
                 shutil.copyfile(csv, os.path.join(dest, os.path.basename(csv)))
 
 
-def run(script: str, flags: list[str], log: str) -> float:
-    """Run one entry script to completion (output to `log`); return its wall time."""
-    start = time.perf_counter()
-    with open(log, "w") as out:
-        done = subprocess.run([sys.executable, os.path.join(MFT, script), *flags], cwd=REPO, stdout=out,
-                              stderr=subprocess.STDOUT)
-    if done.returncode:
-        raise SystemExit(f"{script} failed (exit {done.returncode}); see {log}")
-    return time.perf_counter() - start
+def mft_step(script: str, flags: list[str], out: str, log: str, reuse: bool) -> None:
+    """One MFT entry script into `out` unless `out` already holds its results and --reuse is given."""
+    if reuse and os.path.isfile(os.path.join(out, "results_eval.json")):
+        return
+    os.makedirs(out, exist_ok=True)
+    run_logged(python_command(script_path("mft", script), flags), os.path.join(out, log), f"{script} -> {out}")
 
 
-def read(path: str) -> dict:
-    with open(path) as f:
-        return json.load(f)
-
-
-def one_seed(args, seed: int) -> dict:
+def one_seed(args, seed: int, targets: list[str]) -> list[dict]:
     work = os.path.abspath(args.work_dir)
     cross = os.path.join(work, "data", "k-shot-cross", "g1", f"{args.k}-{seed}")
-    single = os.path.join(work, "data", "k-shot-single", args.target, f"{args.k}-{seed}")
     base = ["--seed", str(seed), "--seq_length", str(args.seq_length), "--resave_ofrecord"]
-    out = {name: os.path.join(work, f"{name}-{seed}") for name in ("mft", "ft_mft", "ft_plain")}
-    seconds = {}
-    if not (args.reuse and os.path.isfile(os.path.join(out["mft"], "results_eval.json"))):
-        os.makedirs(out["mft"], exist_ok=True)
-        seconds["preprocess"] = run("preprocess.py", ["--task_name", "g1", "--data_dir", cross,
-                                                      "--model_load_dir", args.model, *base],
-                                    os.path.join(out["mft"], "preprocess.log"))
-        seconds["mft"] = run("meta_finetuning.py", [
-            "--task_name", "g1", "--data_dir", cross, "--model_load_dir", args.model, "--model_save_dir", out["mft"],
-            "--num_epochs", str(args.mft_epochs), "--learning_rate", str(args.mft_lr),
-            "--batch_size_per_device", str(args.batch), "--eval_batch_size_per_device", "48",
-            "--domain_loss_weight", str(args.domain_loss_weight), *base], os.path.join(out["mft"], "train.log"))
-    mft = read(os.path.join(out["mft"], "results_eval.json"))
-    ft_flags = ["--task_name", args.target.lower(), "--data_dir", single, "--num_epochs", str(args.ft_epochs),
-                "--learning_rate", str(args.ft_lr), "--batch_size_per_device", str(args.batch),
-                "--eval_batch_size_per_device", "40", *base]
-    for name, init in (("ft_mft", mft["snapshot"]), ("ft_plain", args.model)):
-        if args.reuse and os.path.isfile(os.path.join(out[name], "results_eval.json")):
-            continue
-        os.makedirs(out[name], exist_ok=True)
-        seconds[name] = run("finetuning.py", [*ft_flags, "--model_load_dir", init, "--model_save_dir", out[name]],
-                            os.path.join(out[name], "train.log"))
-    ft_mft = read(os.path.join(out["ft_mft"], "results_eval.json"))
-    ft_plain = read(os.path.join(out["ft_plain"], "results_eval.json"))
-    return {"seed": seed, "mft_dev": mft["accuracy"], "mft_ft_dev": ft_mft["dev"]["accuracy"],
-            "mft_ft_test": ft_mft["test"]["accuracy"], "ft_dev": ft_plain["dev"]["accuracy"],
-            "ft_test": ft_plain["test"]["accuracy"], "test_examples": ft_plain["test"]["num_examples"],
-            "seconds": seconds}
+    source = {"mft": os.path.join(work, f"mft-{seed}"), "cross": os.path.join(work, f"cross-{seed}")}
+    group = ["--task_name", "g1", "--data_dir", cross, "--model_load_dir", args.model, "--num_epochs",
+             str(args.mft_epochs), "--learning_rate", str(args.mft_lr), "--batch_size_per_device", str(args.batch),
+             "--eval_batch_size_per_device", "48", *base]
+    if not (args.reuse and os.path.isfile(os.path.join(source["mft"], "results_eval.json"))):
+        mft_step("preprocess.py", ["--task_name", "g1", "--data_dir", cross, "--model_load_dir", args.model, *base],
+                 source["mft"], "preprocess.log", reuse=False)
+    mft_step("meta_finetuning.py", [*group, "--model_save_dir", source["mft"], "--domain_loss_weight",
+                                    str(args.domain_loss_weight)], source["mft"], "train.log", args.reuse)
+    mft_step("finetuning.py", [*group, "--model_save_dir", source["cross"], "--do_test", "false"], source["cross"],
+             "train.log", args.reuse)
+    inits = {"mft": read_json(os.path.join(source["mft"], "results_eval.json"))["snapshot"],
+             "cross": read_json(os.path.join(source["cross"], "results_eval.json"))["snapshot"],
+             "plain": args.model}
+    rows = []
+    for target in targets:
+        single = os.path.join(work, "data", "k-shot-single", target, f"{args.k}-{seed}")
+        flags = ["--task_name", target.lower(), "--data_dir", single, "--num_epochs", str(args.ft_epochs),
+                 "--learning_rate", str(args.ft_lr), "--batch_size_per_device", str(args.batch),
+                 "--eval_batch_size_per_device", "40", *base]
+        row = {"seed": seed, "target": target}
+        for arm, _ in ARMS:
+            out = os.path.join(work, f"ft_{arm}-{target}-{seed}")
+            mft_step("finetuning.py", [*flags, "--model_load_dir", inits[arm], "--model_save_dir", out], out,
+                     "train.log", args.reuse)
+            result = read_json(os.path.join(out, "results_eval.json"))
+            row[f"{arm}_dev"], row[f"{arm}_test"] = result["dev"]["accuracy"], result["test"]["accuracy"]
+            row["test_examples"] = result["test"]["num_examples"]
+        rows.append(row)
+    return rows
 
 
-def table(rows: list[dict]) -> str:
-    cols = [("seed", "seed"), ("mft_dev", "MFT dev (g1)"), ("mft_ft_dev", "MFT->FT dev"),
-            ("mft_ft_test", "MFT->FT test"), ("ft_dev", "FT dev"), ("ft_test", "FT test")]
-    lines = ["| " + " | ".join(title for _, title in cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        lines.append("| " + " | ".join(str(r[k]) if k == "seed" else f"{r[k]:.4f}" for k, _ in cols) + " |")
-    if len(rows) > 1:
-        cells = ["mean +- std"]
-        for key, _ in cols[1:]:
-            values = [r[key] for r in rows]
-            cells.append(f"{statistics.mean(values):.4f} +- {statistics.stdev(values):.4f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def table(rows: list[dict], targets: list[str]) -> str:
+    lines = []
+    for target in targets:
+        mine = [r for r in rows if r["target"] == target]
+        cells = [target]
+        for arm, _ in ARMS:
+            mean, std = mean_std([r[f"{arm}_test"] for r in mine])
+            cells.append(f"{100 * mean:.2f} +- {100 * std:.2f}")
+        lines.append(cells)
+    return markdown_table(["target (test acc %)", *[title for _, title in ARMS]], lines)
 
 
 def main() -> None:
@@ -117,10 +109,10 @@ def main() -> None:
                                      allow_abbrev=False)
     parser.add_argument("--data_root", default=os.path.join(REPO, "data"))
     parser.add_argument("--work_dir", default=os.path.join(REPO, "output", "bench_mft"))
-    parser.add_argument("--target", default="SST-2", choices=GROUP_DOMAINS)
+    parser.add_argument("--targets", default=",".join(GROUP_DOMAINS), help="comma list of g1 domains")
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--seeds", default="42,21,12")
-    parser.add_argument("--model", default="default", help="pretrained model both arms start from")
+    parser.add_argument("--model", default="default", help="pretrained model every arm starts from")
     parser.add_argument("--seq_length", type=int, default=64)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--mft_epochs", type=float, default=5)
@@ -131,20 +123,20 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep finished runs found in --work_dir")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    ensure_data(args.data_root, os.path.join(args.work_dir, "data"), args.target, args.k, seeds)
+    targets = [t.strip() for t in args.targets.split(",")]
+    unknown = [t for t in targets if t not in GROUP_DOMAINS]
+    if unknown:
+        raise SystemExit(f"--targets: {', '.join(unknown)} not in g1 ({', '.join(GROUP_DOMAINS)})")
+    ensure_data(args.data_root, os.path.join(args.work_dir, "data"), targets, args.k, seeds)
     start = time.perf_counter()
     rows = []
     for seed in seeds:
-        rows.append(one_seed(args, seed))
-        print(f"[bench] seed {seed}: MFT->FT test {rows[-1]['mft_ft_test']:.4f}, FT test {rows[-1]['ft_test']:.4f} "
-              f"({', '.join(f'{k} {v:.0f}s' for k, v in rows[-1]['seconds'].items())})", flush=True)
-    summary = {"settings": {k: v for k, v in vars(args).items()}, "rows": rows,
-               "seconds": time.perf_counter() - start}
-    with open(os.path.join(args.work_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    print(f"\n{args.target} K={args.k}, test split {rows[0]['test_examples']} examples, "
-          f"{summary['seconds'] / 60:.1f} min\n")
-    print(table(rows))
+        rows += one_seed(args, seed, targets)
+        print(f"[bench] seed {seed} done ({(time.perf_counter() - start) / 60:.1f} min)", flush=True)
+    summary = {"settings": vars(args), "rows": rows, "seconds": time.perf_counter() - start}
+    write_json(os.path.join(args.work_dir, "summary.json"), summary)
+    print(f"\nK={args.k}, seeds {args.seeds}, {summary['seconds'] / 60:.1f} min\n")
+    print(table(rows, targets))
 
 
 if __name__ == "__main__":
