@@ -181,6 +181,28 @@ def test_run_scripts_launch_the_measured_number_of_processes_and_keep_the_global
     assert plan(["32"], env).stdout.split() == ["1", "32"]
 
 
+def test_an_entry_without_process_counts_gets_them_measured_once(tmp_path, monkeypatch):
+    """Entries written before process counts were measured stay valid; the count is measured on first ask."""
+    cache = tmp_path / "runtime.json"
+    write_cache(cache, OPENBLAS_1T)
+    key = tuning.cpu_key(tuning.cpu_info())
+    entry = tuning.read_cache(str(cache))[key]
+    del entry["ranks"], entry["rank_measurements"]
+    tuning.write_cache_entry(str(cache), key, entry)
+    monkeypatch.setenv("MODEL_COMPRESS_RUNTIME_CACHE", str(cache))
+    calls = []
+
+    def fake_ranks(setting, ranks, cores):
+        calls.append(ranks)
+        return {"step_ms": 100.0 / ranks}
+
+    monkeypatch.setattr(tuning, "rank_candidates", lambda cores: [1, 2])
+    assert tuning.chosen_ranks(measure_ranks=fake_ranks) == 2
+    assert calls == [1, 2, 1, 2]  # two interleaved rounds
+    assert tuning.chosen_ranks(measure_ranks=fake_ranks) == 2 and len(calls) == 4  # cached now
+    assert tuning.read_cache(str(cache))[key]["chosen_name"] == OPENBLAS_1T.name  # the rest kept
+
+
 @pytest.mark.parametrize("blas_name", ["openblas", "oneflow"])
 def test_matmuls_agree_with_numpy_whichever_blas_runs_them(blas_name):
     code = """

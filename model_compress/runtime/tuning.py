@@ -31,7 +31,7 @@ from model_compress.runtime.settings import (
 _measured_here: list[str] = []  # cache keys this process has measured (so --probe does not measure twice)
 PROBE_FLAG = "MODEL_COMPRESS_RUNTIME_PROBE"  # set in probe processes: take settings from the environment
 METRIC = "step_ms"  # what the choice minimises: a compiled training step (probe.train_step_seconds)
-CACHE_VERSION = 3
+CACHE_VERSION = 2  # entries gained optional keys (ranks) without a new version
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -169,21 +169,33 @@ def tune(info: dict, measure: Callable[[RuntimeSetting], dict | None] = run_prob
         log(f"{setting.name:34s} step {result[METRIC]:8.1f} ms  op mix {result['layer_ms']:7.1f} ms  "
             f"sgemm {result['sgemm_gflops']:6.1f} GFLOP/s")
     chosen = choose({s: r[METRIC] for s, r in measured.items()})
-    counts = rank_candidates(info["cores"]) if measured else [1]
-    by_ranks = _measure_rounds(counts, lambda n: measure_ranks(chosen, n, info["cores"]), rounds) \
-        if len(counts) > 1 else {}
-    for ranks, result in sorted(by_ranks.items()):
-        log(f"{chosen.name} as {ranks} process(es) of one job: step {result[METRIC]:8.1f} ms")
-    return {
+    entry = {
         "cpu": info["model"],
         "cores": info["cores"],
         "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "chosen": chosen.to_json(),
         "chosen_name": chosen.name,
         "measurements": [{"setting": s.to_json(), "name": s.name, **r} for s, r in measured.items()],
-        "ranks": choose({n: r[METRIC] for n, r in by_ranks.items()}, baseline=1),
-        "rank_measurements": [{"ranks": n, METRIC: r[METRIC]} for n, r in sorted(by_ranks.items())],
     }
+    if measured:
+        entry.update(tune_ranks(chosen, info, measure_ranks, log, rounds))
+    else:
+        entry.update({"ranks": 1, "rank_measurements": []})
+    return entry
+
+
+def tune_ranks(chosen: RuntimeSetting, info: dict,
+               measure_ranks: Callable[[RuntimeSetting, int, int], dict | None] = run_ranks_probe,
+               log: Callable[[str], None] = lambda line: None, rounds: int = 2) -> dict:
+    """Time the chosen setting as 1, 2, 4, ... data-parallel processes of one job: the cache entry's
+    ``ranks`` (the count kept) and ``rank_measurements``."""
+    counts = rank_candidates(info["cores"])
+    by_ranks = _measure_rounds(counts, lambda n: measure_ranks(chosen, n, info["cores"]), rounds) \
+        if len(counts) > 1 else {}
+    for ranks, result in sorted(by_ranks.items()):
+        log(f"{chosen.name} as {ranks} process(es) of one job: step {result[METRIC]:8.1f} ms")
+    return {"ranks": choose({n: r[METRIC] for n, r in by_ranks.items()}, baseline=1),
+            "rank_measurements": [{"ranks": n, METRIC: r[METRIC]} for n, r in sorted(by_ranks.items())]}
 
 
 def measured_in_this_process() -> bool:
@@ -212,7 +224,24 @@ def chosen_setting(force: bool = False, log: Callable[[str], None] | None = None
     return RuntimeSetting.from_json(entry["chosen"])
 
 
-def chosen_ranks() -> int:
-    """Processes one CPU training job should run here: the count measured fastest (1 if unmeasured)."""
-    entry = read_cache(cache_path()).get(cpu_key(cpu_info()))
-    return int(entry.get("ranks", 1)) if entry else 1
+def chosen_ranks(measure_ranks: Callable[[RuntimeSetting, int, int], dict | None] | None = None) -> int:
+    """Processes one CPU training job should run here: the count measured fastest (1 if unmeasured).
+
+    A cache entry written before process counts were measured gets them measured now, once.
+    """
+    info = cpu_info()
+    key, path = cpu_key(info), cache_path()
+    entry = read_cache(path).get(key)
+    if entry is None:
+        return 1
+    if "ranks" not in entry:
+        sys.stderr.write("model_compress: measuring how many processes a training job should run here "
+                         f"(once per machine, about a minute; cached in {path})\n")
+        with open(path + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            entry = read_cache(path).get(key, entry)
+            if "ranks" not in entry:
+                entry.update(tune_ranks(RuntimeSetting.from_json(entry["chosen"]), info,
+                                        measure_ranks or run_ranks_probe))
+                write_cache_entry(path, key, entry)
+    return int(entry["ranks"])
