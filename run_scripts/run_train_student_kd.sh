@@ -40,9 +40,17 @@ if [ ! -d "$STUDENT_MODEL" ]; then
     "$PYTHON" model_compress/distil/bert-pkd_generate_student_model.py \
         --teacher_model "$FT_BERT_BASE_DIR" --student_model "$STUDENT_MODEL" --layer_list "$LAYER_LIST"
 fi
+# the logits cover the rows the student trains on: the same training-row flags go to the export
+EXPORT_ARGS=("${RECIPE_ARGS[@]:0:2}")
+prev=""
+for arg in "$@"; do
+    case "$arg" in --train_example_num=* | --vocab_file=*) EXPORT_ARGS+=("$arg") ;; esac
+    case "$prev" in --train_example_num | --vocab_file) EXPORT_ARGS+=("$prev" "$arg") ;; esac
+    prev=$arg
+done
 "$PYTHON" model_compress/distil/task_teacher.py --task_name "$dataset" --data_dir "$DATA_ROOT/$dataset" \
     --model_load_dir "$FT_BERT_BASE_DIR" --seq_length "$SEQ_LENGTH" --export_logits "$LOGITS_PATH" \
-    "${RECIPE_ARGS[@]:0:2}"
+    "${EXPORT_ARGS[@]}"
 BATCH=${BATCH:-32}
 plan_ranks "$BATCH" "$@"
 run_ranks model_compress/distil/task_student_kd.py --task_name "$dataset" --data_dir "$DATA_ROOT/$dataset" \
