@@ -48,12 +48,18 @@ run_ranks() {
     fi
 }
 
-# ensure_teacher DIR TAG: fine-tune the teacher into DIR's parent (run_train_teacher.sh on $DATA_ROOT/$dataset)
-# unless DIR exists.
+# ensure_teacher DIR TAG: unless DIR (a .../snapshot_best path) exists, fine-tune the teacher
+# (run_train_teacher.sh on $DATA_ROOT/$dataset): into DIR's parent when DIR is not the default place, else
+# under its model id with $MODELS_DIR/finetuned_teacher/$dataset pointing at it. TAG prefixes the message.
 ensure_teacher() {
     if [ ! -d "$1" ]; then
         echo "[$2] no teacher at $1: fine-tuning one first"
-        TEACHER_DIR="$(dirname "$1")" DATA_ROOT="$DATA_ROOT" dataset="$dataset" bash run_scripts/run_train_teacher.sh
+        local target=()
+        if [ "$1" != "${MODELS_DIR:-models}/finetuned_teacher/$dataset/snapshot_best" ]; then
+            target=(TEACHER_DIR="$(dirname "$1")")
+        fi
+        env ${target[@]+"${target[@]}"} DATA_ROOT="$DATA_ROOT" dataset="$dataset" MODELS_DIR="${MODELS_DIR:-models}" \
+            bash run_scripts/run_train_teacher.sh
     fi
 }
 
@@ -72,3 +78,5 @@ eval_student() {
         --student_model "$STUDENT_DIR/snapshot_best" --model_save_dir "$STUDENT_DIR" --result_dir "${RESULT_DIR:-}" \
         --seq_length "${SEQ_LENGTH:-32}" --do_eval "$@"
 }
+
+source "$ROOT/run_scripts/script_forms.sh"

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Evaluate a vanilla-KD student.  DATA_ROOT=data/glue_data  dataset=SST-2  STUDENT_DIR=models/student_model/$dataset/kd_3
+# Evaluate a vanilla-KD student (seed: run_eval_student_kd.sh). Two forms (docs/scripts.md):
+#   bash run_scripts/run_eval_student_kd.sh GPU TASK MODEL_ID [--flag ...]
+#       e.g. 0 QQP bert-kd-distl_epoch-5_lr-5e-5_wd-0.0001_kd_alpha-0.8: $MODELS_DIR/student_model/TASK/MODEL_ID
+#   DATA_ROOT=data/glue_data  dataset=SST-2  STUDENT_DIR=$MODELS_DIR/student_model/$dataset/kd_3  RESULT_DIR=""
+#   (MODELS_DIR=models; kd_3 points at the newest student run_train_student_kd.sh trained)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+script_args eval "$@"; set -- "${SCRIPT_ARGS[@]}"
 DATA_ROOT=${DATA_ROOT:-data/glue_data}
 dataset=${dataset:-SST-2}
-STUDENT_DIR=${STUDENT_DIR:-models/student_model/$dataset/kd_3}
+id_dir STUDENT_DIR "$MODELS_DIR/student_model/$dataset"
+STUDENT_DIR=${STUDENT_DIR:-$MODELS_DIR/student_model/$dataset/kd_3}
+glue_recipe kd
 "$PYTHON" model_compress/distil/task_student_kd.py --task_name "$dataset" --data_dir "$DATA_ROOT/$dataset" \
     --student_model "$STUDENT_DIR/snapshot_best" --model_save_dir "$STUDENT_DIR" --result_dir "${RESULT_DIR:-}" \
-    --seq_length "${SEQ_LENGTH:-32}" --do_eval "$@"
+    --seq_length "${SEQ_LENGTH:-32}" --do_eval "${DEVICE_ARGS[@]}" "${RECIPE_ARGS[@]}" "$@"

@@ -119,24 +119,42 @@ def _unreachable(name: str, url: str, dest: str, reason: Any) -> DownloadError:
     )
 
 
-def fetch(url: str, out_path: str, timeout: float = 30.0, progress: bool = True) -> str:
-    """Stream ``url`` into ``out_path`` and return the sha256 hex digest of the bytes written.
+def fetch(url: str, out_path: str, timeout: float = 30.0, progress: bool = True, resume: bool = False) -> str:
+    """Stream ``url`` into ``out_path`` and return the sha256 hex digest of the whole file.
 
+    With ``resume`` and a partial ``out_path`` already there, only the missing bytes are asked for (an HTTP
+    Range request); a server that ignores ranges sends everything again and the file is rewritten.
     Network failures raise ``urllib.error.URLError`` / ``OSError`` for the caller to explain.
     """
     digest = hashlib.sha256()
-    request = urllib.request.Request(url, headers={"User-Agent": "model_compress-downloader/1"})
-    with urllib.request.urlopen(request, timeout=timeout) as response, open(out_path, "wb") as out:
+    have = os.path.getsize(out_path) if resume and os.path.isfile(out_path) else 0
+    headers = {"User-Agent": "model_compress-downloader/1"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if have and exc.code == 416:  # nothing left to send: the partial file is the whole file
+            return sha256_file(out_path)
+        raise
+    with response:
+        appending = bool(have) and response.status == 206
+        if appending:
+            with open(out_path, "rb") as done:
+                for chunk in iter(lambda: done.read(1 << 20), b""):
+                    digest.update(chunk)
         length = response.headers.get("Content-Length")
         bar = _Progress(int(length) if length and length.isdigit() else None, progress)
         try:
-            while True:
-                chunk = response.read(1 << 20)
-                if not chunk:
-                    break
-                out.write(chunk)
-                digest.update(chunk)
-                bar.update(len(chunk))
+            with open(out_path, "ab" if appending else "wb") as out:
+                while True:
+                    chunk = response.read(1 << 20)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
         finally:
             bar.close()
     return digest.hexdigest()
