@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Evaluate a TinyBERT student (seed: run_eval_student_tinybert.sh).
+#   bash run_scripts/run_eval_student_tinybert.sh [GPU TASK MODEL_ID] [--flag ...]  (MODEL_ID: a folder of $MODELS_DIR/student_model/TASK)
 #   DATA_ROOT=data/glue_data  dataset=SST-2  STUDENT_DIR=models/student_model/$dataset/tinybert  RESULT_DIR=""
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-DATA_ROOT=${DATA_ROOT:-data/glue_data}
-dataset=${dataset:-SST-2}
-STUDENT_DIR=${STUDENT_DIR:-models/student_model/$dataset/tinybert}
-"$PYTHON" model_compress/distil/task_student_tinybert.py \
-    --task_name "$dataset" --data_dir "$DATA_ROOT/$dataset" --student_model "$STUDENT_DIR/snapshot_best" \
-    --model_save_dir "$STUDENT_DIR" --result_dir "${RESULT_DIR:-}" --seq_length "${SEQ_LENGTH:-32}" --do_eval "$@"
+script_args eval "$@"; set -- "${SCRIPT_ARGS[@]}"
+glue_defaults
+id_dir STUDENT_DIR "$MODELS_DIR/student_model/$dataset"
+STUDENT_DIR=${STUDENT_DIR:-$MODELS_DIR/student_model/$dataset/tinybert}
+eval_student model_compress/distil/task_student_tinybert.py "${DEVICE_ARGS[@]}" "$@"

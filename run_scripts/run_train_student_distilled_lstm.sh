@@ -8,12 +8,15 @@
 #   LOGITS_PATH=""  (a task_teacher.py --export_logits file; empty: teacher logits cached once, TEACHER_MODE=cached)
 #   KD_ALPHA=0.7  TEMPERATURE=1  EPOCHS=5  LR=1e-4  SEQ_LENGTH=32  BATCH=32  SEED=42
 #   STUDENT_HIDDEN_SIZE=300  STUDENT_EMBEDDING_SIZE=0 (= hidden)  STUDENT_NUM_HIDDEN_LAYERS=1  BIDIRECTIONAL=True
-# Extra arguments go to task_student_kd_lstm.py.
+# Also: bash run_scripts/run_train_student_distilled_lstm.sh [DATA_ROOT OUT_DIR LOG_DIR RESULT_DIR dataset] [--flag ...] (docs/scripts.md;
+# the student goes to OUT_DIR/student_model). Extra arguments go to task_student_kd_lstm.py.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+script_args train "$@"; set -- "${SCRIPT_ARGS[@]}"  # [DATA_ROOT OUT_DIR LOG_DIR RESULT_DIR dataset]
 glue_defaults
 STUDENT_NAME=${STUDENT_NAME:-kd_lstm}
 FT_BERT_BASE_DIR=${FT_BERT_BASE_DIR:-models/finetuned_teacher/$dataset/snapshot_best}
+[ -n "${MODEL_ARG:-}" ] && STUDENT_DIR=${STUDENT_DIR:-$MODEL_ARG/student_model}
 STUDENT_DIR=${STUDENT_DIR:-models/student_model/$dataset/$STUDENT_NAME}
 LOGITS=()
 if [ -n "${LOGITS_PATH:-}" ]; then LOGITS=(--teacher_logits "$LOGITS_PATH"); fi

@@ -14,14 +14,17 @@
 #   step 1: INTERMEDIATE_EPOCHS=10  INTERMEDIATE_LR=2e-4  ATTENTION_LOSS=scores
 #   step 2: EPOCHS=4  LR=1e-4  TEMPERATURE=1
 #   SEQ_LENGTH=32  BATCH=32 (global)  SEED=42  NPROC=auto (data-parallel processes; see plan_ranks in common.sh)
-# Extra arguments go to both task_student_tinybert.py runs.
+# Also: bash run_scripts/run_train_student_tinybert.sh [DATA_ROOT OUT_DIR LOG_DIR RESULT_DIR dataset] [--flag ...] (docs/scripts.md;
+# the student goes to OUT_DIR/student_model). Extra arguments go to both task_student_tinybert.py runs.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+script_args train "$@"; set -- "${SCRIPT_ARGS[@]}"  # [DATA_ROOT OUT_DIR LOG_DIR RESULT_DIR dataset]
 DATA_ROOT=${DATA_ROOT:-data/glue_data}
 dataset=${dataset:-SST-2}
 FT_BERT_BASE_DIR=${FT_BERT_BASE_DIR:-models/finetuned_teacher/$dataset/snapshot_best}
 TMP_STUDENT_DIR=${TMP_STUDENT_DIR:-}
 LAYER_LIST=${LAYER_LIST:-}
+[ -n "${MODEL_ARG:-}" ] && STUDENT_DIR=${STUDENT_DIR:-$MODEL_ARG/student_model}
 STUDENT_DIR=${STUDENT_DIR:-models/student_model/$dataset/tinybert}
 RESULT_DIR=${RESULT_DIR:-}
 SERVE_FOR_ONLINE=${SERVE_FOR_ONLINE:-False}

@@ -11,13 +11,16 @@
 #   STUDENT_NUM_HIDDEN_LAYERS=3   REPLACING_RATE=0.8 (PHRASE1_REPLACE_RATE)   SCHEDULER_TYPE=none
 #   SCHEDULER_LINEAR_K=0.0006   STEPS_FOR_REPLACING=0   PHRASE1_LR=5e-5   PHRASE2_LR=5e-5
 #   EPOCHS=4 (phase 1)   PHRASE2_EPOCHS=$EPOCHS   SEQ_LENGTH=32   BATCH=32   SEED=42
-# Extra arguments go to task_theseus.py in both phases.
+# Also: bash run_scripts/run_train_theseus.sh [DATA_ROOT OUT_DIR LOG_DIR RESULT_DIR dataset] [--flag ...] (docs/scripts.md;
+# the student goes to OUT_DIR/student_model). Extra arguments go to task_theseus.py in both phases.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+script_args train "$@"; set -- "${SCRIPT_ARGS[@]}"  # [DATA_ROOT OUT_DIR LOG_DIR RESULT_DIR dataset]
 glue_defaults
 STUDENT_NAME=${STUDENT_NAME:-theseus}
 FT_BERT_BASE_DIR=${FT_BERT_BASE_DIR:-models/finetuned_teacher/$dataset/snapshot_best}
 TMP_STUDENT_DIR=${TMP_STUDENT_DIR:-models/bert_theseus/$dataset}
+[ -n "${MODEL_ARG:-}" ] && STUDENT_DIR=${STUDENT_DIR:-$MODEL_ARG/student_model}
 STUDENT_DIR=${STUDENT_DIR:-models/student_model/$dataset/$STUDENT_NAME}
 RESULT_DIR=${RESULT_DIR:-}
 REPLACING_RATE=${REPLACING_RATE:-${PHRASE1_REPLACE_RATE:-0.8}}

@@ -178,6 +178,37 @@ def test_kd_both_forms_and_eval(tmp_path, six_layer_teacher, glue_root):
 
 
 # --------------------------------------------------------------------------------------- GLUE download
+@pytest.mark.parametrize("train, evaluate, extra", [
+    ("run_train_student_tinybert.sh", "run_eval_student_tinybert.sh", {"LAYER_LIST": "1,3,5",
+                                                                       "INTERMEDIATE_EPOCHS": "1"}),
+    ("run_train_theseus.sh", "run_eval_theseus.sh", {"TMP_STUDENT_DIR": "{tmp}/phase1"}),
+    ("run_train_student_distilled_lstm.sh", "run_eval_student_distilled_lstm.sh", {"STUDENT_HIDDEN_SIZE": "32"}),
+])
+def test_newer_algorithms_take_the_positional_form_and_eval_by_id(tmp_path, six_layer_teacher, glue_root, train,
+                                                                   evaluate, extra):
+    """TinyBERT, BERT-of-Theseus and Distilled BiLSTM: DATA_ROOT OUT_DIR LOG_DIR RESULT_DIR dataset, then
+    GPU TASK MODEL_ID (their environment-variable forms are tested with each algorithm)."""
+    models = tmp_path / "models"
+    env = {k: v.format(tmp=tmp_path) for k, v in extra.items()}
+    out = tmp_path / "out"
+    proc = run_script(train, glue_root, str(out), str(tmp_path / "log"), str(tmp_path / "res"), "SST-2",
+                      *TINY_FLAGS, FT_BERT_BASE_DIR=six_layer_teacher, MODELS_DIR=str(models), NPROC="1", **env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "student_model" / "snapshot_best").is_dir()
+    assert results(tmp_path / "res")["num_examples"] == 32
+    assert (tmp_path / "log" / train.replace(".sh", ".log")).is_file()
+    # evaluation by id: the student folder moved under $MODELS_DIR/student_model/<task>/<id>
+    (models / "student_model" / "SST-2").mkdir(parents=True)
+    shutil.move(str(out / "student_model"), str(models / "student_model" / "SST-2" / "my-run"))
+    proc = run_script(evaluate, "0", "SST-2", "my-run", "--eval_example_num", "16", MODELS_DIR=str(models),
+                      DATA_ROOT=glue_root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no GPU: running on the CPU" in proc.stdout
+    assert results(models / "student_model" / "SST-2" / "my-run")["num_examples"] == 16
+    proc = run_script(evaluate, "0", "SST-2", "no-such-run", MODELS_DIR=str(models), DATA_ROOT=glue_root)
+    assert proc.returncode == 2 and "no model 'no-such-run'" in proc.stderr
+
+
 def test_download_fails_in_one_line_offline(tmp_path):
     """This machine reaches no GLUE host: one line naming the task and the archive, exit 2, nothing left."""
     proc = run_script("run_download_glue_data.sh", "--data_dir", str(tmp_path / "glue"), "--tasks", "RTE,CoLA",
