@@ -80,3 +80,17 @@ eval_student() {
 }
 
 source "$ROOT/run_scripts/script_forms.sh"
+
+# eval_student_script ENTRY DEFAULT_NAME ARGS...: the whole of an evaluation script in both forms
+# ([GPU TASK MODEL_ID] or variables): the student is $MODELS_DIR/student_model/$dataset/(MODEL_ID or
+# $STUDENT_DIR or DEFAULT_NAME), evaluated with ENTRY on the dev split.
+eval_student_script() {
+    local entry=$1 name=$2
+    shift 2
+    script_args eval "$@"
+    set -- ${SCRIPT_ARGS[@]+"${SCRIPT_ARGS[@]}"}
+    glue_defaults
+    id_dir STUDENT_DIR "$MODELS_DIR/student_model/$dataset"
+    STUDENT_DIR=${STUDENT_DIR:-$MODELS_DIR/student_model/$dataset/$name}
+    eval_student "$entry" ${DEVICE_ARGS[@]+"${DEVICE_ARGS[@]}"} "$@"
+}

@@ -4,8 +4,4 @@
 #   DATA_ROOT=data/glue_data  dataset=SST-2  STUDENT_DIR=models/student_model/$dataset/kd_lstm  RESULT_DIR=""
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-script_args eval "$@"; set -- "${SCRIPT_ARGS[@]}"
-glue_defaults
-id_dir STUDENT_DIR "$MODELS_DIR/student_model/$dataset"
-STUDENT_DIR=${STUDENT_DIR:-$MODELS_DIR/student_model/$dataset/${STUDENT_NAME:-kd_lstm}}
-eval_student model_compress/distil/task_student_kd_lstm.py "${DEVICE_ARGS[@]}" "$@"
+eval_student_script model_compress/distil/task_student_kd_lstm.py "${STUDENT_NAME:-kd_lstm}" "$@"
