@@ -20,9 +20,11 @@ the Customer Review sentences) and for every seed:
 It prints mean +- std over seeds of dev and test accuracy, retention (student test / teacher test, per
 seed), training wall time and eval throughput with the speed-up over the teacher, and writes
 <out>/summary.json. Finished runs are kept: running it again resumes (a run's record is written last,
-atomically); --reuse only prints the table. Training runs as the data-parallel processes measured fastest
-on this CPU (--nproc). Arms are data: --arm NAME=ALGORITHM:FLAGS adds or replaces one, e.g. a sweep point
---arm "pkd_a05=pkd:--kd_alpha 0.5 --kd_beta 100".
+atomically); --reuse only prints the table. Each run's eval throughput is taken from its one test
+evaluation; --speed_rounds N times the first seed's runs again, interleaved over N rounds (medians), so the
+speed-up holds on a busy machine (with --reuse: re-time finished runs only). Training runs as the
+data-parallel processes measured fastest on this CPU (--nproc). Arms are data: --arm NAME=ALGORITHM:FLAGS
+adds or replaces one, e.g. a sweep point --arm "pkd_a05=pkd:--kd_alpha 0.5 --kd_beta 100".
 
     .venv/bin/python benchmarks/bench_quality.py                          # CR, seeds 1,2,3: about an hour
     .venv/bin/python benchmarks/bench_quality.py --arms ce,pkd --seeds 1  # a quicker look
@@ -34,6 +36,7 @@ import argparse
 import os
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -139,6 +142,20 @@ class Bench:
         write_json(path, row)
         return row
 
+    def retime(self, seed: int, names: list[str], rounds: int) -> dict[str, dict[str, float]]:
+        """Eval throughput of one seed's finished runs timed again, interleaved: each round evaluates every
+        run once, so load from other processes falls on all of them alike. Per run: the median samples/s
+        and the median of the per-round ratios to the teacher."""
+        runs = {name: os.path.join(self.args.out, f"seed-{seed}", name) for name in ("teacher", *names)}
+        rounds_seen: list[dict[str, float]] = []
+        for index in range(rounds):
+            rounds_seen.append({name: self.test(os.path.join(d, "snapshot_best"), seed, os.path.join(d, "retime"))[
+                "eval_samples_per_second"] for name, d in runs.items()})
+            print(f"[bench] speed round {index + 1}/{rounds}: " + ", ".join(
+                f"{name} {speed:.0f}/s" for name, speed in rounds_seen[-1].items()), flush=True)
+        return {name: {"samples_per_second": statistics.median(r[name] for r in rounds_seen),
+                       "speedup": statistics.median(r[name] / r["teacher"] for r in rounds_seen)} for name in runs}
+
     def teacher(self, seed: int) -> tuple[dict, str]:
         a = self.args
         run_dir = os.path.join(a.out, f"seed-{seed}", "teacher")
@@ -213,8 +230,9 @@ class Bench:
                                              "--teacher_mode", "cached"])]
 
 
-def summary_rows(results: dict[str, list[dict]]) -> list[list[str]]:
-    """Per arm: dev and test accuracy (mean +- std over seeds), test retention, size, time, eval speed."""
+def summary_rows(results: dict[str, list[dict]], speeds: dict[str, dict[str, float]] | None = None) -> list[list[str]]:
+    """Per arm: dev and test accuracy (mean +- std over seeds), test retention, size, time, eval speed (the
+    mean of each run's own figure, or the interleaved re-timing when given)."""
     teacher = {r["seed"]: r for r in results["teacher"]}
     teacher_speed, _ = mean_std([r["eval_samples_per_second"] for r in results["teacher"]])
     key = "test_accuracy" if all(r["test_accuracy"] is not None for r in results["teacher"]) else "dev_accuracy"
@@ -228,8 +246,11 @@ def summary_rows(results: dict[str, list[dict]]) -> list[list[str]]:
         keep, keep_sd = mean_std([r[key] / teacher[r["seed"]][key] for r in runs])
         seconds, _ = mean_std([r["train_seconds"] for r in runs])
         speed, _ = mean_std([r["eval_samples_per_second"] for r in runs])
+        speedup = speed / teacher_speed
+        if speeds:
+            speed, speedup = speeds[name]["samples_per_second"], speeds[name]["speedup"]
         rows.append([*cells, f"{100 * keep:.1f} +- {100 * keep_sd:.1f}%", f"{runs[0]['parameters'] / 1e6:.1f} M",
-                     f"{seconds:.0f}", f"{speed:.0f}", f"{speed / teacher_speed:.2f}x"])
+                     f"{seconds:.0f}", f"{speed:.0f}", f"{speedup:.2f}x"])
     return rows
 
 
@@ -253,6 +274,8 @@ def main() -> None:
                         help=f"student arms to run, in order (known: {', '.join(ARMS)})")
     parser.add_argument("--arm", action="append", default=[], help="NAME=ALGORITHM[:FLAGS] (repeatable)")
     parser.add_argument("--reuse", action="store_true", help="only print the table of finished runs")
+    parser.add_argument("--speed_rounds", type=int, default=0,
+                        help="time the first seed's runs again, interleaved, this many rounds (0: each run's own)")
     args = parser.parse_args()
     args.out = os.path.abspath(args.out)
     arms = parse_arms(args.arms, args.arm)
@@ -276,13 +299,15 @@ def main() -> None:
         for name, (algorithm, flags) in arms.items():
             results[name].append(bench.student(seed, name, algorithm, flags, teacher))
             progress(f"seed {seed} {name}", results[name][-1])
+    speeds = bench.retime(seeds[0], list(arms), args.speed_rounds) if args.speed_rounds > 0 else None
     split = "test" if bench.has_test else "dev"
+    timing = f", seed {seeds[0]} interleaved, median of {args.speed_rounds}" if speeds else ""
     header = ["arm", "dev acc %", *(["test acc %"] if bench.has_test else []), f"{split} retention", "parameters",
-              "train s", f"eval samples/s ({split}, 1 process)", "speed-up"]
-    table = markdown_table(header, summary_rows(results))
+              "train s", f"eval samples/s ({split}, 1 process{timing})", "speed-up"]
+    table = markdown_table(header, summary_rows(results, speeds))
     write_json(os.path.join(args.out, "summary.json"), {
         "settings": {k: v for k, v in vars(args).items() if k != "arm"}, "arms": arms, "ranks": bench.ranks,
-        "results": results, "table": table})
+        "results": results, "speeds": speeds, "table": table})
     print(f"\n{args.data_dir}: seeds {args.seeds}, students from teacher layers {args.layer_list}, "
           f"{bench.ranks} training process(es)\n")
     print(table)

@@ -1,0 +1,39 @@
+"""The quality benchmark's own logic: arms as data and the summary table's arithmetic."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+import bench_quality  # noqa: E402
+
+
+def run(seed: int, dev: float, test: float, speed: float) -> dict:
+    return {"seed": seed, "dev_accuracy": dev, "test_accuracy": test, "train_seconds": 100.0,
+            "eval_samples_per_second": speed, "parameters": 17_390_594}
+
+
+def test_arm_flags_replace_or_add_arms():
+    arms = bench_quality.parse_arms("ce,pkd_a05", ["pkd_a05=pkd:--kd_alpha 0.5 --kd_beta 100"])
+    assert arms == {"ce": ("ce", ""), "pkd_a05": ("pkd", "--kd_alpha 0.5 --kd_beta 100")}
+    with pytest.raises(SystemExit, match="unknown arm"):
+        bench_quality.parse_arms("nope", [])
+    with pytest.raises(SystemExit, match="ALGORITHM one of"):
+        bench_quality.parse_arms("x", ["x=distil:--flag"])
+
+
+def test_summary_rows_retention_per_seed_and_speed_columns():
+    results = {"teacher": [run(1, 0.90, 0.80, 30.0), run(2, 0.90, 0.90, 30.0)],
+               "kd": [run(1, 0.88, 0.76, 60.0), run(2, 0.86, 0.81, 66.0)]}
+    rows = dict((row[0], row) for row in bench_quality.summary_rows(results))
+    # retention per seed: 0.76/0.80 = 95%, 0.81/0.90 = 90% -> 92.5 +- 3.5
+    assert rows["kd"][1:4] == ["87.00 +- 1.41", "78.50 +- 3.54", "92.5 +- 3.5%"]
+    assert rows["kd"][-2:] == ["63", "2.10x"]
+    timed = {"teacher": {"samples_per_second": 25.0, "speedup": 1.0},
+             "kd": {"samples_per_second": 51.0, "speedup": 2.04}}
+    rows = dict((row[0], row) for row in bench_quality.summary_rows(results, timed))
+    assert rows["kd"][-2:] == ["51", "2.04x"]
+    assert rows["teacher"][-2:] == ["25", "1.00x"]
