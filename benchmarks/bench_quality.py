@@ -10,8 +10,8 @@ the Customer Review sentences) and for every seed:
                   kd        vanilla KD from the teacher's logits file, from the init
                   pkd       BERT-PKD (paper variant), from the init
                   tinybert  TinyBERT step 1 (attention + hidden states) then step 2 (soft labels), from the
-                            init; each step gets the budget (tinybert_aug: both on 4 augmented rows per input
-                            plus the input, so 5x the steps)
+                            init; each step gets the budget (tinybert_aug: each step one epoch over the input
+                            plus 4 augmented rows per input, i.e. 5x an epoch's rows)
                   theseus   BERT-of-Theseus: module replacing from the teacher, then the successor alone;
                             each phase gets the budget
                   bilstm    Distilled BiLSTM (1 bidirectional layer of 300) from the cached teacher logits
@@ -51,7 +51,7 @@ ARMS = {
     "kd": ("kd", "--temperature 5 --alpha 0.2"),
     "pkd": ("pkd", "--kd_alpha 0.9 --kd_beta 10 --temperature 2 --pkd_mapping skip --pkd_variant paper"),
     "tinybert": ("tinybert", "--temperature 1"),
-    "tinybert_aug": ("tinybert", "--temperature 1 --aug_train true --N 4"),
+    "tinybert_aug": ("tinybert", "--temperature 1 --aug_train true --N 4 --num_epochs 1"),
     "theseus": ("theseus", "--replacing_rate 0.8"),
     "bilstm": ("bilstm", "--learning_rate 1e-3 --kd_alpha 0.7 --temperature 1"),
 }
