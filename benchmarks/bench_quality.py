@@ -189,16 +189,20 @@ class Bench:
 
         def train(out: str) -> float:
             seconds = 0.0
-            for index, (script, step_flags) in enumerate(self.steps(seed, algorithm, teacher, out, ranks)):
-                command = python_command(script_path("distil", script), [*step_flags, *shlex.split(flags)], ranks)
+            for index, (script, step_flags, fixed) in enumerate(self.steps(seed, algorithm, teacher, out, ranks)):
+                command = python_command(script_path("distil", script), [*step_flags, *shlex.split(flags), *fixed],
+                                         ranks)
                 seconds += run_logged(command, os.path.join(out, f"train-{index + 1}.log"),
                                       f"{name} step {index + 1} (seed {seed})")
             return seconds
 
         return self.record(run_dir, seed, train)
 
-    def steps(self, seed: int, algorithm: str, teacher: str, out: str, ranks: int) -> list[tuple[str, list[str]]]:
-        """(entry script, flags) of each training step of one arm; the last one writes results_eval.json."""
+    def steps(self, seed: int, algorithm: str, teacher: str, out: str,
+              ranks: int) -> list[tuple[str, list[str], list[str]]]:
+        """(entry script, flags, fixed flags) of each training step of one arm; the arm's flags go between the
+        two, so they override the budget but not what makes the step what it is. The last step writes
+        results_eval.json."""
         a = self.args
 
         def budget(directory: str) -> list[str]:
@@ -206,28 +210,28 @@ class Bench:
 
         init = self.student_init(seed, teacher) if algorithm not in ("theseus", "bilstm") else None
         if algorithm == "ce":
-            return [("task_teacher.py", [*budget(out), "--do_eval", "--model_load_dir", init])]
+            return [("task_teacher.py", [*budget(out), "--do_eval", "--model_load_dir", init], [])]
         if algorithm == "kd":
             return [("task_student_kd.py", [*budget(out), "--do_eval", "--student_model", init,
-                                            "--teacher_logits", self.teacher_logits(seed, teacher)])]
+                                            "--teacher_logits", self.teacher_logits(seed, teacher)], [])]
         if algorithm == "pkd":
             return [("task_student_bert-pkd.py", [*budget(out), "--do_eval", "--student_model", init,
-                                                  "--teacher_model", teacher])]
+                                                  "--teacher_model", teacher], [])]
         if algorithm == "tinybert":
             step1 = os.path.join(out, "intermediate")
-            return [("task_student_tinybert.py", [*budget(step1), "--student_model", init, "--teacher_model", teacher,
-                                                  "--intermediate_distill", "true", "--pred_distill", "false"]),
+            return [("task_student_tinybert.py", [*budget(step1), "--student_model", init, "--teacher_model", teacher],
+                     ["--intermediate_distill", "true", "--pred_distill", "false"]),
                     ("task_student_tinybert.py", [*budget(out), "--do_eval", "--teacher_model", teacher,
-                                                  "--student_model", os.path.join(step1, "snapshot_intermediate"),
-                                                  "--intermediate_distill", "false", "--pred_distill", "true"])]
+                                                  "--student_model", os.path.join(step1, "snapshot_intermediate")],
+                     ["--intermediate_distill", "false", "--pred_distill", "true"])]
         if algorithm == "theseus":
             phase1 = os.path.join(out, "replacing")
             return [("task_theseus.py", [*budget(phase1), "--teacher_model", teacher, "--student_num_hidden_layers",
-                                         str(len(a.layer_list.split(",")))]),
-                    ("task_theseus.py", [*budget(out), "--do_eval", "--replacing_rate", "1", "--student_model",
-                                         os.path.join(phase1, "snapshot_best")])]
+                                         str(len(a.layer_list.split(",")))], []),
+                    ("task_theseus.py", [*budget(out), "--do_eval", "--student_model",
+                                         os.path.join(phase1, "snapshot_best")], ["--replacing_rate", "1"])]
         return [("task_student_kd_lstm.py", [*budget(out), "--do_eval", "--teacher_model", teacher,
-                                             "--teacher_mode", "cached"])]
+                                             "--teacher_mode", "cached"], [])]
 
 
 def summary_rows(results: dict[str, list[dict]], speeds: dict[str, dict[str, float]] | None = None) -> list[list[str]]:

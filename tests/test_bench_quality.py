@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -37,3 +38,19 @@ def test_summary_rows_retention_per_seed_and_speed_columns():
     rows = dict((row[0], row) for row in bench_quality.summary_rows(results, timed))
     assert rows["kd"][-2:] == ["51", "2.04x"]
     assert rows["teacher"][-2:] == ["25", "1.00x"]
+
+
+def test_a_steps_fixed_flags_win_over_the_arms_flags(tmp_path):
+    args = argparse.Namespace(out=str(tmp_path), task_name="SST-2", seq_length=32, student_epochs=2,
+                              student_lr=2e-4, batch=32, layer_list="1,3,5")
+    (tmp_path / "seed-1" / "student_init").mkdir(parents=True)  # an existing init is reused, not rebuilt
+    bench = bench_quality.Bench(args, str(tmp_path / "data"), ranks=1)
+    theseus = bench.steps(1, "theseus", "teacher_dir", str(tmp_path / "theseus"), 1)
+    tinybert = bench.steps(1, "tinybert", "teacher_dir", str(tmp_path / "tinybert"), 1)
+    arm = ["--replacing_rate", "0.8", "--pred_distill", "true"]
+    for (_, flags, fixed), rate in zip(theseus, (None, "1")):
+        command = [*flags, *arm, *fixed]
+        last = len(command) - 1 - command[::-1].index("--replacing_rate")
+        assert command[last + 1] == (rate or "0.8")  # phase 2 is the successor alone whatever the arm says
+    assert [fixed for _, _, fixed in tinybert] == [["--intermediate_distill", "true", "--pred_distill", "false"],
+                                                   ["--intermediate_distill", "false", "--pred_distill", "true"]]
