@@ -14,6 +14,8 @@
 #   SEQ_LENGTH=32  BATCH=32 (global)  NPROC=auto (data-parallel processes; see plan_ranks in common.sh)
 #   A GLUE task other than the shipped set takes EPOCHS LR WD SEQ_LENGTH left unset from the originals' table.
 #   (the BERT-PKD original used KD_ALPHA=0.2 KD_BETA=10 TEMPERATURE=1 with PKD_VARIANT=original)
+#   On real text (CR, docs/benchmarks.md "Real data") no swept point beat these defaults on dev, but PKD
+#   lost to hard labels on test over 3 seeds; KD (run_train_student_kd.sh) or TinyBERT kept more there.
 # Extra arguments go to task_student_bert-pkd.py.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

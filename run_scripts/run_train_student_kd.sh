@@ -11,6 +11,7 @@
 #   (bert-kd-distl_epoch-E_lr-L_wd-W_kd_alpha-A), with .../$dataset/kd_<layers> pointing at it
 #   LOGITS_PATH=$FT_BERT_BASE_DIR/../logits_train.tsv
 #   TEMPERATURE=5  ALPHA=0.2  EPOCHS=4  LR=2e-4  WD=0.01  SEQ_LENGTH=32  BATCH=32 (global)
+#   (T 5 / alpha 0.2 was also the best KD point of the real-text sweep: docs/benchmarks.md "Real data")
 #   A GLUE task other than the shipped set takes EPOCHS LR WD SEQ_LENGTH left unset from the originals' table.
 #   NPROC=auto (data-parallel processes; see plan_ranks in common.sh)
 # Extra arguments go to task_student_kd.py.
