@@ -313,7 +313,8 @@ def main() -> None:
         "settings": {k: v for k, v in vars(args).items() if k != "arm"}, "arms": arms, "ranks": bench.ranks,
         "results": results, "speeds": speeds, "table": table})
     print(f"\n{args.data_dir}: seeds {args.seeds}, students from teacher layers {args.layer_list}, "
-          f"{bench.ranks} training process(es)\n")
+          f"{'/'.join(map(str, sorted({r['ranks'] for runs in results.values() for r in runs})))} training "
+          "process(es) per run\n")
     print(table)
 
 
