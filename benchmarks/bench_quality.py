@@ -97,6 +97,12 @@ def training_ranks(requested: str) -> int:
     return int(out.stdout.strip().splitlines()[-1])
 
 
+def step_command_flags(step_flags: list[str], arm_flags: str, fixed: list[str]) -> list[str]:
+    """One training step's flags: the arm's flags override the step's budget, and the step's fixed flags (what
+    makes the step what it is) override the arm's."""
+    return [*step_flags, *shlex.split(arm_flags), *fixed]
+
+
 class Bench:
     """One benchmark run: its settings, where things go, and how each kind of run is started."""
 
@@ -190,7 +196,7 @@ class Bench:
         def train(out: str) -> float:
             seconds = 0.0
             for index, (script, step_flags, fixed) in enumerate(self.steps(seed, algorithm, teacher, out, ranks)):
-                command = python_command(script_path("distil", script), [*step_flags, *shlex.split(flags), *fixed],
+                command = python_command(script_path("distil", script), step_command_flags(step_flags, flags, fixed),
                                          ranks)
                 seconds += run_logged(command, os.path.join(out, f"train-{index + 1}.log"),
                                       f"{name} step {index + 1} (seed {seed})")
@@ -249,10 +255,11 @@ def summary_rows(results: dict[str, list[dict]], speeds: dict[str, dict[str, flo
             cells.append(f"{100 * test:.2f} +- {100 * test_sd:.2f}")
         keep, keep_sd = mean_std([r[key] / teacher[r["seed"]][key] for r in runs])
         seconds, _ = mean_std([r["train_seconds"] for r in runs])
-        speed, _ = mean_std([r["eval_samples_per_second"] for r in runs])
-        speedup = speed / teacher_speed
         if speeds:
             speed, speedup = speeds[name]["samples_per_second"], speeds[name]["speedup"]
+        else:
+            speed = mean_std([r["eval_samples_per_second"] for r in runs])[0]
+            speedup = speed / teacher_speed
         rows.append([*cells, f"{100 * keep:.1f} +- {100 * keep_sd:.1f}%", f"{runs[0]['parameters'] / 1e6:.1f} M",
                      f"{seconds:.0f}", f"{speed:.0f}", f"{speedup:.2f}x"])
     return rows
@@ -312,9 +319,9 @@ def main() -> None:
     write_json(os.path.join(args.out, "summary.json"), {
         "settings": {k: v for k, v in vars(args).items() if k != "arm"}, "arms": arms, "ranks": bench.ranks,
         "results": results, "speeds": speeds, "table": table})
+    process_counts = "/".join(map(str, sorted({r["ranks"] for runs in results.values() for r in runs})))
     print(f"\n{args.data_dir}: seeds {args.seeds}, students from teacher layers {args.layer_list}, "
-          f"{'/'.join(map(str, sorted({r['ranks'] for runs in results.values() for r in runs})))} training "
-          "process(es) per run\n")
+          f"{process_counts} training process(es) per run\n")
     print(table)
 
 

@@ -47,9 +47,9 @@ def test_a_steps_fixed_flags_win_over_the_arms_flags(tmp_path):
     bench = bench_quality.Bench(args, str(tmp_path / "data"), ranks=1)
     theseus = bench.steps(1, "theseus", "teacher_dir", str(tmp_path / "theseus"), 1)
     tinybert = bench.steps(1, "tinybert", "teacher_dir", str(tmp_path / "tinybert"), 1)
-    arm = ["--replacing_rate", "0.8", "--pred_distill", "true"]
+    arm = "--replacing_rate 0.8 --pred_distill true"
     for (_, flags, fixed), rate in zip(theseus, (None, "1")):
-        command = [*flags, *arm, *fixed]
+        command = bench_quality.step_command_flags(flags, arm, fixed)
         last = len(command) - 1 - command[::-1].index("--replacing_rate")
         assert command[last + 1] == (rate or "0.8")  # phase 2 is the successor alone whatever the arm says
     assert [fixed for _, _, fixed in tinybert] == [["--intermediate_distill", "true", "--pred_distill", "false"],
