@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
-# The demo's last step, on its finished runs: export the PKD student to ONNX, then print teacher vs
+# The demo's last step, on its finished runs: export the distilled student to ONNX, then print teacher vs
 # students (dev accuracy, size) with their speed timed interleaved on the same batches (medians over
 # SPEED_ROUNDS rounds), and the ONNX student's onnxruntime samples/s beside its OneFlow figure.
-#   OUT=output/demo  SPEED_ROUNDS=7
+#   OUT=output/demo  STUDENT_ALGO=tinybert (the distilled run is $OUT/student_$STUDENT_ALGO)  SPEED_ROUNDS=7
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 OUT=${OUT:-output/demo}
+STUDENT_ALGO=${STUDENT_ALGO:-tinybert}
 SPEED_ROUNDS=${SPEED_ROUNDS:-7}
-PKD="PKD student (3 layers)"
-"$PYTHON" -m model_compress.export --model_dir "$OUT/student_pkd/snapshot_best" --format onnx \
-    --output_dir "$OUT/student_pkd_onnx" --force
+case "$STUDENT_ALGO" in
+    tinybert) NAME="TinyBERT" ;;
+    kd) NAME="KD" ;;
+    pkd) NAME="PKD" ;;
+    theseus) NAME="Theseus" ;;
+    *) echo "error: STUDENT_ALGO=$STUDENT_ALGO: expected tinybert, kd, pkd or theseus" >&2; exit 2 ;;
+esac
+RUN="$OUT/student_$STUDENT_ALGO"
+if [ ! -f "$RUN/results_eval.json" ]; then
+    echo "error: $RUN/results_eval.json missing: run the demo with STUDENT_ALGO=$STUDENT_ALGO first" >&2
+    exit 2
+fi
+STUDENT="$NAME student (3 layers)"
+"$PYTHON" -m model_compress.export --model_dir "$RUN/snapshot_best" --format onnx --output_dir "${RUN}_onnx" --force
 echo
-"$PYTHON" -m model_compress.jobs.report --speed_rounds "$SPEED_ROUNDS" --onnx "$PKD=$OUT/student_pkd_onnx" \
-    "teacher (6 layers)=$OUT/teacher" "$PKD=$OUT/student_pkd" "no-teacher student (3)=$OUT/student_no_teacher"
+"$PYTHON" -m model_compress.jobs.report --speed_rounds "$SPEED_ROUNDS" --onnx "$STUDENT=${RUN}_onnx" \
+    "teacher (6 layers)=$OUT/teacher" "$STUDENT=$RUN" "no-teacher student (3)=$OUT/student_no_teacher"

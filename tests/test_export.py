@@ -240,9 +240,10 @@ def test_throughput_medians_and_per_round_ratios():
 
 
 def test_demo_tail_exports_and_times_interleaved(teacher_dir, student_dir, tmp_path):
-    """run_scripts/demo_report.sh on finished runs: ONNX export, then the interleaved table."""
+    """run_scripts/demo_report.sh on finished runs: the distilled student (TinyBERT by default) exported to
+    ONNX, then the interleaved table."""
     out = tmp_path / "demo"
-    for run, snapshot, accuracy in (("teacher", teacher_dir, 0.9), ("student_pkd", student_dir, 0.88),
+    for run, snapshot, accuracy in (("teacher", teacher_dir, 0.9), ("student_tinybert", student_dir, 0.88),
                                     ("student_no_teacher", student_dir, 0.85)):
         (out / run).mkdir(parents=True)
         shutil.copytree(snapshot, out / run / "snapshot_best")
@@ -254,8 +255,13 @@ def test_demo_tail_exports_and_times_interleaved(teacher_dir, student_dir, tmp_p
     done = subprocess.run(["bash", script], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OUT": str(out), "SPEED_ROUNDS": "2"})
     assert done.returncode == 0, done.stderr[-2000:]
-    assert os.path.isfile(out / "student_pkd_onnx" / "model.onnx")
+    assert os.path.isfile(out / "student_tinybert_onnx" / "model.onnx")
     lines = done.stdout.splitlines()
-    assert any(line.startswith("PKD student (3 layers)") and line.endswith("x") for line in lines)
+    assert any(line.startswith("TinyBERT student (3 layers)") and line.endswith("x") for line in lines)
     assert "median of 2 interleaved rounds" in done.stdout
-    assert any(line.startswith("PKD student (3 layers) exported to ONNX, onnxruntime: ") for line in lines)
+    assert any(line.startswith("TinyBERT student (3 layers) exported to ONNX, onnxruntime: ") for line in lines)
+
+    missing = subprocess.run(["bash", script], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "OUT": str(out), "STUDENT_ALGO": "kd"})
+    assert missing.returncode == 2
+    assert f"{out}/student_kd/results_eval.json missing" in missing.stderr

@@ -209,6 +209,42 @@ def test_newer_algorithms_take_the_positional_form_and_eval_by_id(tmp_path, six_
     assert proc.returncode == 2 and "no model 'no-such-run'" in proc.stderr
 
 
+DEMO_NAMES = {"tinybert": "TinyBERT", "kd": "KD", "pkd": "PKD", "theseus": "Theseus"}
+
+
+@pytest.mark.parametrize("algorithm", [
+    "tinybert",  # the default
+    pytest.param("kd", marks=pytest.mark.slow),
+    pytest.param("pkd", marks=pytest.mark.slow),
+    pytest.param("theseus", marks=pytest.mark.slow),
+])
+def test_demo_end_to_end_with_each_student_algorithm(tmp_path, six_layer_teacher, glue_root, algorithm):
+    """run_scripts/demo.sh on a tiny 6-layer "pretrained" model: teacher and no-teacher student, the
+    STUDENT_ALGO student, three evaluations, the ONNX export and the interleaved table."""
+    out = tmp_path / "demo"
+    env = dict(OUT=str(out), DATA_ROOT=glue_root, PRETRAINED=six_layer_teacher, STUDENT_EPOCHS="1", NPROC="1",
+               SPEED_ROUNDS="1")
+    if algorithm != "tinybert":
+        env["STUDENT_ALGO"] = algorithm
+    proc = run_script("demo.sh", **env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for run in ("teacher", f"student_{algorithm}", "student_no_teacher"):
+        assert results(out / run)["num_examples"] == 48
+    config = json.loads((out / f"student_{algorithm}" / "snapshot_best" / "config.json").read_text())
+    assert config["num_hidden_layers"] == 3
+    assert (out / "student_init").is_dir() == (algorithm != "theseus")
+    assert (out / f"student_{algorithm}_onnx" / "model.onnx").is_file()
+    name = f"{DEMO_NAMES[algorithm]} student (3 layers)"
+    assert any(line.startswith(name) and line.endswith("x") for line in proc.stdout.splitlines())
+
+
+def test_demo_refuses_an_unknown_student_algorithm(tmp_path):
+    proc = run_script("demo.sh", OUT=str(tmp_path / "demo"), STUDENT_ALGO="distilbert", timeout=60)
+    assert proc.returncode == 2
+    assert "STUDENT_ALGO=distilbert: expected tinybert, kd, pkd or theseus" in proc.stderr
+    assert not (tmp_path / "demo").exists()
+
+
 def test_download_fails_in_one_line_offline(tmp_path):
     """This machine reaches no GLUE host: one line naming the task and the archive, exit 2, nothing left."""
     proc = run_script("run_download_glue_data.sh", "--data_dir", str(tmp_path / "glue"), "--tasks", "RTE,CoLA",
