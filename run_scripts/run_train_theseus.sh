@@ -10,7 +10,8 @@
 #   STUDENT_DIR=models/student_model/$dataset/$STUDENT_NAME   RESULT_DIR=""   (phase-2 student, results_eval.json)
 #   STUDENT_NUM_HIDDEN_LAYERS=3   REPLACING_RATE=0.8 (PHRASE1_REPLACE_RATE)   SCHEDULER_TYPE=none
 #   SCHEDULER_LINEAR_K=0.0006   STEPS_FOR_REPLACING=0   PHRASE1_LR=5e-5   PHRASE2_LR=5e-5
-#   EPOCHS=4 (phase 1)   PHRASE2_EPOCHS=$EPOCHS   SEQ_LENGTH=32   BATCH=32   SEED=42
+#   EPOCHS=4 (phase 1)   PHRASE2_EPOCHS=$EPOCHS   SEQ_LENGTH=32   BATCH=32 (global)   SEED=42
+#   NPROC=auto (data-parallel processes; see plan_ranks in common.sh; every rank draws the same replacing gates)
 # Also: bash run_scripts/run_train_theseus.sh [DATA_ROOT OUT_DIR LOG_DIR RESULT_DIR dataset] [--flag ...] (docs/scripts.md;
 # the student goes to OUT_DIR/student_model). Extra arguments go to task_theseus.py in both phases.
 set -euo pipefail
@@ -25,19 +26,20 @@ STUDENT_DIR=${STUDENT_DIR:-models/student_model/$dataset/$STUDENT_NAME}
 RESULT_DIR=${RESULT_DIR:-}
 REPLACING_RATE=${REPLACING_RATE:-${PHRASE1_REPLACE_RATE:-0.8}}
 EPOCHS=${EPOCHS:-4}
-COMMON=(--task_name "$dataset" --data_dir "$DATA_ROOT/$dataset" --seq_length "${SEQ_LENGTH:-32}"
-        --batch_size_per_device "${BATCH:-32}" --seed "${SEED:-42}")
 
 ensure_teacher "$FT_BERT_BASE_DIR" theseus
+plan_ranks "${BATCH:-32}" "$@"
+COMMON=(--task_name "$dataset" --data_dir "$DATA_ROOT/$dataset" --seq_length "${SEQ_LENGTH:-32}"
+        --batch_size_per_device "$RANK_BATCH" --seed "${SEED:-42}")
 echo "[theseus] phase 1: module replacing -> $TMP_STUDENT_DIR"
-"$PYTHON" model_compress/distil/task_theseus.py "${COMMON[@]}" \
+run_ranks model_compress/distil/task_theseus.py "${COMMON[@]}" \
     --teacher_model "$FT_BERT_BASE_DIR" --student_num_hidden_layers "${STUDENT_NUM_HIDDEN_LAYERS:-3}" \
     --replacing_rate "$REPLACING_RATE" --scheduler_type "${SCHEDULER_TYPE:-none}" \
     --scheduler_linear_k "${SCHEDULER_LINEAR_K:-0.0006}" --steps_for_replacing "${STEPS_FOR_REPLACING:-0}" \
     --learning_rate "${PHRASE1_LR:-5e-5}" --num_epochs "$EPOCHS" --model_save_dir "$TMP_STUDENT_DIR" \
     --do_train "$@"
 echo "[theseus] phase 2: successor fine-tuning -> $STUDENT_DIR"
-"$PYTHON" model_compress/distil/task_theseus.py "${COMMON[@]}" \
+run_ranks model_compress/distil/task_theseus.py "${COMMON[@]}" \
     --student_model "$TMP_STUDENT_DIR/snapshot_best" --replacing_rate 1 \
     --learning_rate "${PHRASE2_LR:-5e-5}" --num_epochs "${PHRASE2_EPOCHS:-$EPOCHS}" \
     --model_save_dir "$STUDENT_DIR" --result_dir "$RESULT_DIR" --do_train --do_eval "$@"
