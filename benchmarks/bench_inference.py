@@ -7,7 +7,7 @@ four alike. The ONNX graph is the one `python -m model_compress.export --format 
 in memory from the same weights.
 
 By default the teacher is the default model's shape (6 layers, 384 wide) and the student keeps 3 of
-its layers (the demo's BERT-PKD student); pass --teacher/--student snapshot dirs to measure real ones.
+its layers (the shape of the demo's distilled student); pass --teacher/--student snapshot dirs to measure real ones.
 The ideal speed-up is the layer ratio; embeddings, pooler and per-call overhead keep it lower.
 """
 

@@ -1,10 +1,10 @@
 """Export a classifier snapshot for serving (entry: `python -m model_compress.export`,
 `bash run_scripts/export_student.sh`).
 
-    python -m model_compress.export --model_dir output/demo/student_pkd/snapshot_best --format onnx \
-        --output_dir output/demo/student_pkd_onnx
-    python -m model_compress.export --model_dir output/demo/student_pkd/snapshot_best --format hf \
-        --output_dir output/demo/student_pkd_hf
+    python -m model_compress.export --model_dir output/demo/student_tinybert/snapshot_best --format onnx \
+        --output_dir output/demo/student_tinybert_onnx
+    python -m model_compress.export --model_dir output/demo/student_tinybert/snapshot_best --format hf \
+        --output_dir output/demo/student_tinybert_hf
 
 The snapshot may be a project snapshot, a legacy OneFlow one or a Hugging Face folder. The export is
 checked against the OneFlow model on real rows (`--parity_data`) before it is moved into place.

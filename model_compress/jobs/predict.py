@@ -2,7 +2,7 @@
 
     python -m model_compress.predict --tables dev.tsv --outputs student_pred.tsv \
         --input_schema label:str:1,sid1:str:1,sid2:str:1,sent1:str:1,sent2:str:1 \
-        --first_sequence sent1 --second_sequence sent2 --checkpoint_path output/demo/student_pkd/snapshot_best \
+        --first_sequence sent1 --second_sequence sent2 --checkpoint_path output/demo/student_tinybert/snapshot_best \
         --output_schema predictions,probabilities,logits --append_cols label --micro_batch_size 32 \
         --sequence_length 128 --backend onnxruntime
 

@@ -1,8 +1,8 @@
 """Compare finished runs from their results_eval.json files: accuracy, size, speed.
 
-    python -m model_compress.jobs.report teacher=output/demo/teacher pkd=output/demo/student_pkd ...
-    python -m model_compress.jobs.report --speed_rounds 7 --onnx pkd=output/demo/student_pkd_onnx \
-        teacher=output/demo/teacher pkd=output/demo/student_pkd
+    python -m model_compress.jobs.report teacher=output/demo/teacher tinybert=output/demo/student_tinybert ...
+    python -m model_compress.jobs.report --speed_rounds 7 --onnx tinybert=output/demo/student_tinybert_onnx \
+        teacher=output/demo/teacher tinybert=output/demo/student_tinybert
 
 The first run is the reference for the speed-up column. By default the speed column is each run's own
 eval throughput; with `--speed_rounds N` the runs' snapshots are instead timed interleaved on the same
