@@ -5,8 +5,10 @@
 #   DATA_ROOT=data/glue_data   dataset=SST-2
 #   FT_BERT_BASE_DIR=models/finetuned_teacher/$dataset/snapshot_best   (trained first if missing)
 #   TMP_STUDENT_DIR=""   a general TinyBERT snapshot to start from, when given
-#   LAYER_LIST=""        else start from these 0-based teacher layers (e.g. 1,3,5), when given
-#   else a random student: STUDENT_LAYERS=3 STUDENT_HIDDEN=312 STUDENT_HEADS=12 STUDENT_INTERMEDIATE=1200
+#   LAYER_LIST=1,3,5     else start from these 0-based teacher layers (the recipe measured on the shipped set
+#                        and on real text, docs/benchmarks.md)
+#   LAYER_LIST=""        else a random student: STUDENT_LAYERS=3 STUDENT_HIDDEN=312 STUDENT_HEADS=12
+#                        STUDENT_INTERMEDIATE=1200
 #                          (the original's 4 x 312 needs a teacher whose depth 4 divides, e.g. 12 layers;
 #                           the heads must equal the teacher's)
 #   STUDENT_DIR=models/student_model/$dataset/tinybert   RESULT_DIR=""   SERVE_FOR_ONLINE=False
@@ -23,7 +25,7 @@ DATA_ROOT=${DATA_ROOT:-data/glue_data}
 dataset=${dataset:-SST-2}
 FT_BERT_BASE_DIR=${FT_BERT_BASE_DIR:-models/finetuned_teacher/$dataset/snapshot_best}
 TMP_STUDENT_DIR=${TMP_STUDENT_DIR:-}
-LAYER_LIST=${LAYER_LIST:-}
+LAYER_LIST=${LAYER_LIST-1,3,5}
 [ -n "${MODEL_ARG:-}" ] && STUDENT_DIR=${STUDENT_DIR:-$MODEL_ARG/student_model}
 STUDENT_DIR=${STUDENT_DIR:-models/student_model/$dataset/tinybert}
 RESULT_DIR=${RESULT_DIR:-}

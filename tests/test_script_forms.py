@@ -179,8 +179,7 @@ def test_kd_both_forms_and_eval(tmp_path, six_layer_teacher, glue_root):
 
 # --------------------------------------------------------------------------------------- GLUE download
 @pytest.mark.parametrize("train, evaluate, extra", [
-    ("run_train_student_tinybert.sh", "run_eval_student_tinybert.sh", {"LAYER_LIST": "1,3,5",
-                                                                       "INTERMEDIATE_EPOCHS": "1"}),
+    ("run_train_student_tinybert.sh", "run_eval_student_tinybert.sh", {"INTERMEDIATE_EPOCHS": "1"}),
     ("run_train_theseus.sh", "run_eval_theseus.sh", {"TMP_STUDENT_DIR": "{tmp}/phase1"}),
     ("run_train_student_distilled_lstm.sh", "run_eval_student_distilled_lstm.sh", {"STUDENT_HIDDEN_SIZE": "32"}),
 ])

@@ -139,9 +139,10 @@ def test_data_augmentation_entry_writes_then_reuses(tmp_path, tiny_model_dir, ti
 
 @pytest.mark.slow
 def test_shell_scripts_on_the_shipped_data(tmp_path):
-    """run_train_student_tinybert.sh then run_eval_student_tinybert.sh with the default teacher (trained if missing)."""
+    """run_train_student_tinybert.sh then run_eval_student_tinybert.sh with the default teacher (trained if missing),
+    a random 312-wide student (LAYER_LIST empty; the default starts from teacher layers 1,3,5)."""
     env = {**os.environ, "STUDENT_DIR": str(tmp_path / "tinybert"), "INTERMEDIATE_EPOCHS": "1", "EPOCHS": "1",
-           "SEQ_LENGTH": "16"}
+           "SEQ_LENGTH": "16", "LAYER_LIST": ""}
     train = subprocess.run(["bash", "run_scripts/run_train_student_tinybert.sh", "--train_example_num", "64"],
                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=3600)
     assert train.returncode == 0, train.stderr[-2000:]
@@ -150,3 +151,5 @@ def test_shell_scripts_on_the_shipped_data(tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     report = json.load(open(tmp_path / "tinybert" / "results_eval.json"))
     assert report["role"] == "student-tinybert" and 0.0 <= report["accuracy"] <= 1.0
+    config = json.load(open(tmp_path / "tinybert" / "snapshot_best" / "config.json"))
+    assert (config["hidden_size"], config["num_hidden_layers"]) == (312, 3)
