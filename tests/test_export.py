@@ -12,6 +12,7 @@ import pytest
 
 from model_compress.jobs import export as export_job
 from model_compress.jobs.common import load_classifier
+from model_compress.jobs.report import format_table
 from model_compress.jobs.student import generate_student_model
 from model_compress.modeling.bert import BertForSequenceClassification, init_bert_weights
 from model_compress.modeling.checkpoint import (
@@ -237,6 +238,14 @@ def test_throughput_medians_and_per_round_ratios():
     assert timing.samples_per_second("teacher") == pytest.approx(16.0)
     # per-round ratios 2, 2, 3: the loaded third round is outvoted
     assert timing.speedup("student", "teacher") == pytest.approx(2.0)
+
+
+def test_report_columns_stay_aligned_for_long_names():
+    result = {"accuracy": 0.9, "parameters": 17_390_594, "model_size_mib": 66.3, "eval_samples_per_second": 55.1}
+    table = format_table([("teacher (6 layers)", result), ("TinyBERT student (3 layers) of seed 42", result)])
+    header, rule, *rows = table.splitlines()
+    assert [len(line) for line in rows] == [len(header)] * 2 == [len(rule)] * 2
+    assert all(line.endswith("1.00x") for line in rows)
 
 
 def test_demo_tail_exports_and_times_interleaved(teacher_dir, student_dir, tmp_path):

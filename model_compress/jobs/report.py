@@ -28,15 +28,17 @@ def load_result(directory: str) -> dict:
 
 def format_table(rows: list[tuple[str, dict]], speedups: dict[str, float] | None = None,
                  speed_label: str = "eval samples/s") -> str:
-    """A fixed-width table; speed-up is relative to the first row's eval throughput unless given."""
+    """A fixed-width table (the name column as wide as the longest name); speed-up is relative to the first
+    row's eval throughput unless given."""
     reference = rows[0][1].get("eval_samples_per_second") or 0.0
-    header = f"{'model':<24} {'dev acc':>8} {'params':>12} {'MiB':>8} {speed_label:>15} {'speed-up':>9}"
+    width = max(24, *(len(name) for name, _ in rows))
+    header = f"{'model':<{width}} {'dev acc':>8} {'params':>12} {'MiB':>8} {speed_label:>15} {'speed-up':>9}"
     lines = [header, "-" * len(header)]
     for name, r in rows:
         sps = r.get("eval_samples_per_second", 0.0)
         ratio = speedups[name] if speedups else (sps / reference if reference else None)
         speed = f"{ratio:.2f}x" if ratio else "-"
-        lines.append(f"{name:<24} {r['accuracy']:>8.4f} {r['parameters']:>12,} {r['model_size_mib']:>8.1f} "
+        lines.append(f"{name:<{width}} {r['accuracy']:>8.4f} {r['parameters']:>12,} {r['model_size_mib']:>8.1f} "
                      f"{sps:>15.1f} {speed:>9}")
     return "\n".join(lines)
 
