@@ -6,8 +6,10 @@
 #   FT_BERT_BASE_DIR=models/finetuned_teacher/$dataset/snapshot_best   (trained first if missing)
 #   STUDENT_DIR=models/student_model/$dataset/$STUDENT_NAME   RESULT_DIR=""
 #   LOGITS_PATH=""  (a task_teacher.py --export_logits file; empty: teacher logits cached once, TEACHER_MODE=cached)
-#   KD_ALPHA=0.7  TEMPERATURE=1  EPOCHS=5  LR=1e-4  SEQ_LENGTH=32  BATCH=32  SEED=42
+#   KD_ALPHA=0.7  TEMPERATURE=1  EPOCHS=5  LR=1e-4  SEQ_LENGTH=32  BATCH=32 (global)  SEED=42
 #   STUDENT_HIDDEN_SIZE=300  STUDENT_EMBEDDING_SIZE=0 (= hidden)  STUDENT_NUM_HIDDEN_LAYERS=1  BIDIRECTIONAL=True
+#   NPROC=auto (data-parallel processes; see plan_ranks in common.sh; on a 2-core CPU NPROC=1 ran this
+#   student's step about twice as fast: under the launcher its LSTM runs step by step, docs/benchmarks.md)
 # Also: bash run_scripts/run_train_student_distilled_lstm.sh [DATA_ROOT OUT_DIR LOG_DIR RESULT_DIR dataset] [--flag ...] (docs/scripts.md;
 # the student goes to OUT_DIR/student_model). Extra arguments go to task_student_kd_lstm.py.
 set -euo pipefail
@@ -22,11 +24,12 @@ LOGITS=()
 if [ -n "${LOGITS_PATH:-}" ]; then LOGITS=(--teacher_logits "$LOGITS_PATH"); fi
 
 ensure_teacher "$FT_BERT_BASE_DIR" bilstm
-"$PYTHON" model_compress/distil/task_student_kd_lstm.py \
+plan_ranks "${BATCH:-32}" "$@"
+run_ranks model_compress/distil/task_student_kd_lstm.py \
     --task_name "$dataset" --data_dir "$DATA_ROOT/$dataset" --teacher_model "$FT_BERT_BASE_DIR" ${LOGITS[@]+"${LOGITS[@]}"} \
     --teacher_mode "${TEACHER_MODE:-cached}" --model_save_dir "$STUDENT_DIR" --result_dir "${RESULT_DIR:-}" \
     --kd_alpha "${KD_ALPHA:-0.7}" --temperature "${TEMPERATURE:-1}" --num_epochs "${EPOCHS:-5}" \
-    --learning_rate "${LR:-1e-4}" --seq_length "${SEQ_LENGTH:-32}" --batch_size_per_device "${BATCH:-32}" \
+    --learning_rate "${LR:-1e-4}" --seq_length "${SEQ_LENGTH:-32}" --batch_size_per_device "$RANK_BATCH" \
     --student_hidden_size "${STUDENT_HIDDEN_SIZE:-300}" --student_embedding_size "${STUDENT_EMBEDDING_SIZE:-0}" \
     --student_num_hidden_layers "${STUDENT_NUM_HIDDEN_LAYERS:-1}" --bidirectional "${BIDIRECTIONAL:-True}" \
     --seed "${SEED:-42}" --do_train --do_eval "$@"
