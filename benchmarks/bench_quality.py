@@ -57,7 +57,7 @@ ARMS = {
 }
 DEFAULT_ARMS = ("ce", "kd", "pkd")
 ALGORITHMS = tuple(ARMS)
-SINGLE_PROCESS = ("bilstm",)  # not yet checked under the launcher
+SINGLE_PROCESS = ("bilstm",)  # its step-by-step LSTM under the launcher is slower than one process
 RECORD = "bench_run.json"
 
 

@@ -8,8 +8,8 @@
 #   LOGITS_PATH=""  (a task_teacher.py --export_logits file; empty: teacher logits cached once, TEACHER_MODE=cached)
 #   KD_ALPHA=0.7  TEMPERATURE=1  EPOCHS=5  LR=1e-4  SEQ_LENGTH=32  BATCH=32 (global)  SEED=42
 #   STUDENT_HIDDEN_SIZE=300  STUDENT_EMBEDDING_SIZE=0 (= hidden)  STUDENT_NUM_HIDDEN_LAYERS=1  BIDIRECTIONAL=True
-#   NPROC=auto (data-parallel processes; see plan_ranks in common.sh; on a 2-core CPU NPROC=1 ran this
-#   student's step about twice as fast: under the launcher its LSTM runs step by step, docs/benchmarks.md)
+#   NPROC=1 (data-parallel processes; NPROC=auto or N as in common.sh's plan_ranks: on a 2-core CPU two
+#   processes ran this student's step about half as fast, as its LSTM then runs step by step, docs/benchmarks.md)
 # Also: bash run_scripts/run_train_student_distilled_lstm.sh [DATA_ROOT OUT_DIR LOG_DIR RESULT_DIR dataset] [--flag ...] (docs/scripts.md;
 # the student goes to OUT_DIR/student_model). Extra arguments go to task_student_kd_lstm.py.
 set -euo pipefail
@@ -24,6 +24,7 @@ LOGITS=()
 if [ -n "${LOGITS_PATH:-}" ]; then LOGITS=(--teacher_logits "$LOGITS_PATH"); fi
 
 ensure_teacher "$FT_BERT_BASE_DIR" bilstm
+NPROC=${NPROC:-1}
 plan_ranks "${BATCH:-32}" "$@"
 run_ranks model_compress/distil/task_student_kd_lstm.py \
     --task_name "$dataset" --data_dir "$DATA_ROOT/$dataset" --teacher_model "$FT_BERT_BASE_DIR" ${LOGITS[@]+"${LOGITS[@]}"} \
