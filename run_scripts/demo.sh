@@ -24,10 +24,8 @@
 # kept 98% of the teacher on real review sentences (CR), where BERT-PKD kept 95% (docs/benchmarks.md).
 set -euo pipefail
 STUDENT_ALGO=${STUDENT_ALGO:-tinybert}
-case "$STUDENT_ALGO" in
-    tinybert | kd | pkd | theseus) ;;
-    *) echo "error: STUDENT_ALGO=$STUDENT_ALGO: expected tinybert, kd, pkd or theseus" >&2; exit 2 ;;
-esac
+source "$(dirname "${BASH_SOURCE[0]}")/demo_students.sh"
+student_label "$STUDENT_ALGO" > /dev/null || exit 2  # before the set-up and any training
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 OUT=${OUT:-output/demo}
 DATA_ROOT=${DATA_ROOT:-data/glue_data}

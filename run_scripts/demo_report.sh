@@ -8,19 +8,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 OUT=${OUT:-output/demo}
 STUDENT_ALGO=${STUDENT_ALGO:-tinybert}
 SPEED_ROUNDS=${SPEED_ROUNDS:-7}
-case "$STUDENT_ALGO" in
-    tinybert) NAME="TinyBERT" ;;
-    kd) NAME="KD" ;;
-    pkd) NAME="PKD" ;;
-    theseus) NAME="Theseus" ;;
-    *) echo "error: STUDENT_ALGO=$STUDENT_ALGO: expected tinybert, kd, pkd or theseus" >&2; exit 2 ;;
-esac
+source "$(dirname "${BASH_SOURCE[0]}")/demo_students.sh"
+STUDENT=$(student_label "$STUDENT_ALGO") || exit 2
 RUN="$OUT/student_$STUDENT_ALGO"
 if [ ! -f "$RUN/results_eval.json" ]; then
     echo "error: $RUN/results_eval.json missing: run the demo with STUDENT_ALGO=$STUDENT_ALGO first" >&2
     exit 2
 fi
-STUDENT="$NAME student (3 layers)"
 "$PYTHON" -m model_compress.export --model_dir "$RUN/snapshot_best" --format onnx --output_dir "${RUN}_onnx" --force
 echo
 "$PYTHON" -m model_compress.jobs.report --speed_rounds "$SPEED_ROUNDS" --onnx "$STUDENT=${RUN}_onnx" \
