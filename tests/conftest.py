@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 
 import model_compress  # noqa: F401  (OneFlow environment set-up before any test imports oneflow)
+
+EXIT_STATUS = pytest.StashKey[int]()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config.stash[EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """End the test process with pytest's own exit status once its report is out.
+
+    OneFlow 0.9 can crash while the interpreter tears down graphs after a failed test (its issue 6179:
+    actors still registered when their threads are destroyed), which turned a failing run's exit
+    status 1 into a segmentation fault (139) and hid which it was.
+    """
+    if EXIT_STATUS not in config.stash:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(config.stash[EXIT_STATUS])
+
 
 # A tiny uncased vocabulary: enough for the data-layer tests to build real OFRecord splits.
 DATA_TEST_VOCAB = (
@@ -22,7 +47,7 @@ def data_tokenizer(tmp_path_factory):
     return FullTokenizer(str(path))
 
 
-REPO_ROOT = __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_BERT = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=64,
                  max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 
@@ -40,7 +65,7 @@ def tiny_model_dir(tmp_path_factory):
     flow.manual_seed(0)
     config = BertConfig(**TINY_BERT)
     path = str(tmp_path_factory.mktemp("tiny") / "tiny_bert")
-    vocab = __import__("os").path.join(default_pretrained_dir(), "vocab.txt")
+    vocab = os.path.join(default_pretrained_dir(), "vocab.txt")
     save_snapshot(BertForSequenceClassification(config), path, config=config, meta={"labels": ["0", "1"]},
                   extra_files={"vocab.txt": vocab})
     return path
@@ -49,8 +74,6 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture()
 def tiny_sst2_dir(tmp_path):
     """The first rows of the shipped SST-2-style set (96 train, 48 dev) in a fresh folder."""
-    import os
-
     target = tmp_path / "SST-2"
     target.mkdir()
     for split, rows in (("train", 96), ("dev", 48)):

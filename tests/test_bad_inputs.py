@@ -447,6 +447,37 @@ def test_teacher_cache_that_no_longer_matches_its_source_is_rebuilt(tiny_sst2_di
     assert run()[1] != where and leftovers(root) == []
 
 
+def test_teacher_cache_is_written_by_rank_zero_alone(tiny_sst2_dir, model_copy, tmp_path, monkeypatch):
+    """Another rank computes the outputs with rank 0 but never replaces the cache directory: it reads what
+    rank 0 wrote once the barrier has passed (two writers pulled the directory from under a reader)."""
+    from model_compress.distill import teacher_cache
+    from model_compress.jobs.common import load_classifier, load_task_data
+    from model_compress.jobs.settings import DataSettings
+    from model_compress.training import distributed
+
+    data = load_task_data(DataSettings("sst-2", tiny_sst2_dir, 16), os.path.join(model_copy, "vocab.txt"))
+    source = data.loader("train", 32, train=False, seed=0, rank=0, world_size=1)
+    teacher, _, _ = load_classifier(model_copy, 2, verbose=False)
+    root = str(tmp_path / "cache")
+    written = []
+    real_save = teacher_cache.save_cache
+
+    def rank_zero_writes(directory, arrays, info):  # what rank 0 does while this rank waits at the barrier
+        written.append(directory)
+        real_save(directory, {name: value + 1 for name, value in arrays.items()}, info)
+
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    monkeypatch.setattr(teacher_cache, "save_cache", lambda *a: pytest.fail("rank 1 wrote the cache"))
+    monkeypatch.setattr(distributed, "barrier", lambda: rank_zero_writes(*saved))
+    saved = []
+    computed = teacher_cache.compute_teacher_outputs(teacher, source)
+    key = teacher_cache.cache_key(model_copy, source.meta, {"cls_layers": [], "hidden_layers": []})
+    saved[:] = [os.path.join(root, key), computed, {"key": key}]
+    arrays, where, hit = teacher_cache.cached_teacher_outputs(model_copy, teacher, source, source.meta, root)
+    assert not hit and written == [where]
+    np.testing.assert_allclose(arrays["teacher_logits"], computed["teacher_logits"] + 1, rtol=1e-6)
+
+
 def test_stale_temporary_snapshots_of_killed_runs_are_cleaned(tmp_path, tiny_model_dir):
     from model_compress.modeling.checkpoint import load_snapshot, save_snapshot
 

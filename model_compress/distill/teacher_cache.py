@@ -219,8 +219,13 @@ def cached_teacher_outputs(
 ) -> tuple[dict[str, np.ndarray], str, bool]:
     """Teacher outputs for a split from `cache_root`, computing and storing them on a miss.
 
+    Under the launcher every rank takes part in computing the outputs (the teacher is global), only
+    rank 0 writes the cache, and the others read it after a barrier: two ranks replacing the same
+    directory would pull it from under each other's reads.
     Returns (arrays, cache directory, whether it was a cache hit).
     """
+    from model_compress.training import distributed
+
     spec = {"cls_layers": list(cls_layers), "hidden_layers": list(hidden_layers)}
     key = cache_key(teacher_dir, split_meta, spec)
     directory = os.path.join(cache_root, key)
@@ -229,6 +234,8 @@ def cached_teacher_outputs(
         if found is not None:
             return found, directory, True
     arrays = compute_teacher_outputs(teacher, source, cls_layers, hidden_layers, eager)
-    save_cache(directory, arrays, {"teacher": os.path.abspath(teacher_dir), "key": key,
-                                   "source": cache_source(teacher_dir, split_meta), **spec})
+    if distributed.rank() == 0:
+        save_cache(directory, arrays, {"teacher": os.path.abspath(teacher_dir), "key": key,
+                                       "source": cache_source(teacher_dir, split_meta), **spec})
+    distributed.barrier()
     return load_cache(directory), directory, False
