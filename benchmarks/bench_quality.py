@@ -12,6 +12,8 @@ the Customer Review sentences) and for every seed:
                   tinybert  TinyBERT step 1 (attention + hidden states) then step 2 (soft labels), from the
                             init; each step gets the budget (tinybert_aug: each step one epoch over the input
                             plus 4 augmented rows per input, i.e. 5x an epoch's rows)
+                  ce_aug    the control of tinybert_aug: hard labels only, from the init, one epoch over the
+                            same augmented rows with each row's label copied from its source sentence
                   theseus   BERT-of-Theseus: module replacing from the teacher, then the successor alone;
                             each phase gets the budget
                   bilstm    Distilled BiLSTM (1 bidirectional layer of 300) from the cached teacher logits
@@ -44,6 +46,7 @@ from collections.abc import Callable
 
 from bench_runs import REPO, markdown_table, mean_std, python_command, read_json, run_logged, script_path, write_json
 
+AUG_TRIES = 4  # augmented rows per training sentence (TinyBERT's N) of the *_aug arms
 # name -> (algorithm, flags): the shell scripts' defaults unless a sweep on real data chose otherwise
 # (docs/benchmarks.md, "Real data").
 ARMS = {
@@ -51,12 +54,13 @@ ARMS = {
     "kd": ("kd", "--temperature 5 --alpha 0.2"),
     "pkd": ("pkd", "--kd_alpha 0.9 --kd_beta 10 --temperature 2 --pkd_mapping skip --pkd_variant paper"),
     "tinybert": ("tinybert", "--temperature 1"),
-    "tinybert_aug": ("tinybert", "--temperature 1 --aug_train true --N 4 --num_epochs 1"),
+    "tinybert_aug": ("tinybert", f"--temperature 1 --aug_train true --N {AUG_TRIES} --num_epochs 1"),
+    "ce_aug": ("ce_aug", "--num_epochs 1"),
     "theseus": ("theseus", "--replacing_rate 0.8"),
     "bilstm": ("bilstm", "--learning_rate 1e-3 --kd_alpha 0.7 --temperature 1"),
 }
 DEFAULT_ARMS = ("ce", "kd", "pkd")
-ALGORITHMS = tuple(ARMS)
+ALGORITHMS = tuple(sorted({algorithm for algorithm, _ in ARMS.values()}))
 SINGLE_PROCESS = ("bilstm",)  # its step-by-step LSTM under the launcher is slower than one process
 RECORD = "bench_run.json"
 
@@ -112,12 +116,13 @@ class Bench:
         if args.batch % ranks:
             raise SystemExit(f"--batch {args.batch} does not split over {ranks} processes (--nproc)")
 
-    def data_flags(self, seed: int) -> list[str]:
-        return ["--task_name", self.args.task_name, "--data_dir", self.data_dir, "--seq_length",
+    def data_flags(self, seed: int, data_dir: str | None = None) -> list[str]:
+        return ["--task_name", self.args.task_name, "--data_dir", data_dir or self.data_dir, "--seq_length",
                 str(self.args.seq_length), "--seed", str(seed)]
 
-    def train_flags(self, seed: int, epochs: float, lr: float, out: str, ranks: int) -> list[str]:
-        return [*self.data_flags(seed), "--num_epochs", str(epochs), "--learning_rate", str(lr),
+    def train_flags(self, seed: int, epochs: float, lr: float, out: str, ranks: int,
+                    data_dir: str | None = None) -> list[str]:
+        return [*self.data_flags(seed, data_dir), "--num_epochs", str(epochs), "--learning_rate", str(lr),
                 "--batch_size_per_device", str(self.args.batch // ranks), "--model_save_dir", out, "--do_train"]
 
     def test(self, snapshot: str, seed: int, out: str) -> dict:
@@ -188,6 +193,28 @@ class Bench:
                 path + ".log", f"teacher logits (seed {seed})")
         return path
 
+    def augmented_data(self, seed: int, teacher: str) -> str:
+        """A data folder whose train.tsv is the augmentation tinybert_aug trains on for this seed (same teacher
+        embeddings, N, seed), the labels copied from each source sentence; dev and test as they are."""
+        root = os.path.join(self.args.out, f"seed-{seed}", "augmented_data")
+        task_dir = os.path.join(root, self.args.task_name)
+        if os.path.isfile(os.path.join(task_dir, "train.tsv")):
+            return task_dir
+        build = os.path.join(root, "build")
+        os.makedirs(os.path.join(build, self.args.task_name), exist_ok=True)
+        shutil.copyfile(os.path.join(self.data_dir, "train.tsv"), os.path.join(build, self.args.task_name, "train.tsv"))
+        run_logged(python_command(script_path("distil", "data_augmentation.py"), [
+            "--pretrained_bert_model", teacher, "--glue_dir", build, "--task_name", self.args.task_name,
+            "--N", str(AUG_TRIES), "--seed", str(seed)]), os.path.join(root, "augment.log"),
+            f"augmented training set (seed {seed})")
+        os.makedirs(task_dir, exist_ok=True)
+        for split in ("dev", "test"):
+            if os.path.isfile(os.path.join(self.data_dir, f"{split}.tsv")):
+                shutil.copyfile(os.path.join(self.data_dir, f"{split}.tsv"), os.path.join(task_dir, f"{split}.tsv"))
+        shutil.copyfile(os.path.join(build, self.args.task_name, "train_aug.tsv"), os.path.join(task_dir, ".train.tsv"))
+        os.replace(os.path.join(task_dir, ".train.tsv"), os.path.join(task_dir, "train.tsv"))  # train.tsv last
+        return task_dir
+
     def student(self, seed: int, name: str, algorithm: str, flags: str, teacher: str) -> dict:
         a = self.args
         run_dir = os.path.join(a.out, f"seed-{seed}", name)
@@ -211,12 +238,15 @@ class Bench:
         results_eval.json."""
         a = self.args
 
-        def budget(directory: str) -> list[str]:
-            return self.train_flags(seed, a.student_epochs, a.student_lr, directory, ranks)
+        def budget(directory: str, data_dir: str | None = None) -> list[str]:
+            return self.train_flags(seed, a.student_epochs, a.student_lr, directory, ranks, data_dir)
 
         init = self.student_init(seed, teacher) if algorithm not in ("theseus", "bilstm") else None
         if algorithm == "ce":
             return [("task_teacher.py", [*budget(out), "--do_eval", "--model_load_dir", init], [])]
+        if algorithm == "ce_aug":
+            return [("task_teacher.py", [*budget(out, self.augmented_data(seed, teacher)), "--do_eval",
+                                         "--model_load_dir", init], [])]
         if algorithm == "kd":
             return [("task_student_kd.py", [*budget(out), "--do_eval", "--student_model", init,
                                             "--teacher_logits", self.teacher_logits(seed, teacher)], [])]

@@ -54,3 +54,36 @@ def test_a_steps_fixed_flags_win_over_the_arms_flags(tmp_path):
         assert command[last + 1] == (rate or "0.8")  # phase 2 is the successor alone whatever the arm says
     assert [fixed for _, _, fixed in tinybert] == [["--intermediate_distill", "true", "--pred_distill", "false"],
                                                    ["--intermediate_distill", "false", "--pred_distill", "true"]]
+
+
+def test_arm_names_are_not_algorithms():
+    with pytest.raises(SystemExit, match="ALGORITHM one of"):
+        bench_quality.parse_arms("x", ["x=tinybert_aug:--N 2"])
+    assert bench_quality.parse_arms("y", ["y=ce_aug:--num_epochs 2"]) == {"y": ("ce_aug", "--num_epochs 2")}
+
+
+def test_ce_aug_trains_on_the_rows_tinybert_aug_builds(tmp_path, tiny_model_dir, tiny_sst2_dir):
+    """The control arm's training file is the augmentation TinyBERT's --aug_train makes for the same teacher
+    and seed (labels copied); dev is the original."""
+    from model_compress.data.augmentation import AugmentSpec, ensure_augmented
+    from model_compress.jobs.common import load_task_data
+    from model_compress.jobs.settings import DataSettings
+    from model_compress.jobs.tinybert import word_embeddings
+
+    args = argparse.Namespace(out=str(tmp_path / "bench"), task_name="SST-2", seq_length=16, student_epochs=2,
+                              student_lr=2e-4, batch=32, layer_list="1,3,5")
+    (tmp_path / "bench" / "seed-3" / "student_init").mkdir(parents=True)
+    bench = bench_quality.Bench(args, tiny_sst2_dir, ranks=1)
+    [(script, flags, _)] = bench.steps(3, "ce_aug", tiny_model_dir, str(tmp_path / "ce_aug"), 1)
+    data_dir = flags[flags.index("--data_dir") + 1]
+    assert script == "task_teacher.py" and data_dir != tiny_sst2_dir
+    data = load_task_data(DataSettings("sst-2", tiny_sst2_dir, 16), os.path.join(tiny_model_dir, "vocab.txt"))
+    spec = AugmentSpec(num_tries=bench_quality.AUG_TRIES, seed=3)
+    _, built, _ = ensure_augmented(str(tmp_path / "tinybert_side"), data.examples["train"], data.tokenizer,
+                                   word_embeddings(tiny_model_dir), spec)
+    augmented = open(os.path.join(data_dir, "train.tsv"), encoding="utf-8").read()
+    assert augmented == open(built, encoding="utf-8").read()
+    assert len(augmented.splitlines()) > 97  # more rows than the 96 it was made from
+    assert open(os.path.join(data_dir, "dev.tsv")).read() == open(os.path.join(tiny_sst2_dir, "dev.tsv")).read()
+    assert bench.steps(3, "ce_aug", tiny_model_dir, str(tmp_path / "again"), 1)[0][1] == [
+        *flags[: flags.index("--model_save_dir") + 1], str(tmp_path / "again"), *flags[flags.index("--do_train"):]]
