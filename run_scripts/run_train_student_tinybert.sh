@@ -15,6 +15,8 @@
 #   AUG_TRAIN=False  (True: both steps train on train_aug.tsv, built once; N M P as data_augmentation.py)
 #   step 1: INTERMEDIATE_EPOCHS=10  INTERMEDIATE_LR=2e-4  ATTENTION_LOSS=scores
 #   step 2: EPOCHS=4  LR=1e-4  TEMPERATURE=1
+#   AUG_TRAIN=True changes the defaults to the recipe measured on real text (docs/benchmarks.md, CR):
+#           N=4 new rows per sentence, INTERMEDIATE_EPOCHS=1, EPOCHS=1, LR=2e-4
 #   SEQ_LENGTH=32  BATCH=32 (global)  SEED=42  NPROC=auto (data-parallel processes; see plan_ranks in common.sh)
 # Also: bash run_scripts/run_train_student_tinybert.sh [DATA_ROOT OUT_DIR LOG_DIR RESULT_DIR dataset] [--flag ...] (docs/scripts.md;
 # the student goes to OUT_DIR/student_model). Extra arguments go to both task_student_tinybert.py runs.
@@ -31,6 +33,10 @@ STUDENT_DIR=${STUDENT_DIR:-models/student_model/$dataset/tinybert}
 RESULT_DIR=${RESULT_DIR:-}
 SERVE_FOR_ONLINE=${SERVE_FOR_ONLINE:-False}
 AUG_TRAIN=${AUG_TRAIN:-False}
+case "$(printf %s "$AUG_TRAIN" | tr '[:upper:]' '[:lower:]')" in
+    1|true|yes|y|on)  # every epoch reads N+1 rows per sentence
+        N=${N:-4} INTERMEDIATE_EPOCHS=${INTERMEDIATE_EPOCHS:-1} EPOCHS=${EPOCHS:-1} LR=${LR:-2e-4} ;;
+esac
 
 ensure_teacher "$FT_BERT_BASE_DIR" tinybert
 plan_ranks "${BATCH:-32}" "$@"

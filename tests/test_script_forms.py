@@ -367,3 +367,19 @@ def range_server(tmp_path):
         httpd.server_close()
         thread.join(5)
         shutil.rmtree(www, ignore_errors=True)
+
+
+def test_tinybert_with_augmentation_defaults_to_the_budget_measured_on_real_text(tmp_path, six_layer_teacher,
+                                                                                 glue_root):
+    """AUG_TRAIN=True: 4 new rows per sentence and one epoch per step at lr 2e-4 unless set otherwise."""
+    res = tmp_path / "res"
+    proc = run_script("run_train_student_tinybert.sh", glue_root, str(tmp_path / "out"), "", str(res), "SST-2",
+                      *TINY_FLAGS, FT_BERT_BASE_DIR=six_layer_teacher, NPROC="1", AUG_TRAIN="True", EPOCHS="")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    flags = results(res)["flags"]
+    assert flags["aug_train"] is True and flags["N"] == 4
+    assert flags["num_epochs"] == 1 and flags["learning_rate"] == 2e-4
+    step1 = json.loads((tmp_path / "out" / "student_model" / "snapshot_intermediate" / "snapshot.json").read_text())
+    assert step1["meta"]["aug_train"] is True
+    with open(os.path.join(glue_root, "SST-2", "train_aug.json"), encoding="utf-8") as f:
+        assert json.load(f)["num_tries"] == 4
