@@ -80,17 +80,21 @@ def parse_arms(selected: str, extra: list[str]) -> dict[str, tuple[str, str]]:
     return {name: arms[name] for name in chosen}
 
 
-def copy_data(source: str, work: str) -> str:
-    """The train/dev/test files copied into the work folder (OFRecord files are written beside them)."""
-    dest = os.path.join(work, "data", os.path.basename(os.path.normpath(source)))
+def copy_splits(source: str, dest: str, splits: tuple[str, ...] = ("train", "dev", "test")) -> str:
+    """The splits' tsv files copied into `dest` (test may be absent)."""
     os.makedirs(dest, exist_ok=True)
-    for split in ("train", "dev", "test"):
+    for split in splits:
         path = os.path.join(source, f"{split}.tsv")
         if os.path.isfile(path):
             shutil.copyfile(path, os.path.join(dest, f"{split}.tsv"))
         elif split != "test":
             raise SystemExit(f"--data_dir {source}: {split}.tsv is missing")
     return dest
+
+
+def copy_data(source: str, work: str) -> str:
+    """The train/dev/test files copied into the work folder (OFRecord files are written beside them)."""
+    return copy_splits(source, os.path.join(work, "data", os.path.basename(os.path.normpath(source))))
 
 
 def training_ranks(requested: str) -> int:
@@ -201,16 +205,12 @@ class Bench:
         if os.path.isfile(os.path.join(task_dir, "train.tsv")):
             return task_dir
         build = os.path.join(root, "build")
-        os.makedirs(os.path.join(build, self.args.task_name), exist_ok=True)
-        shutil.copyfile(os.path.join(self.data_dir, "train.tsv"), os.path.join(build, self.args.task_name, "train.tsv"))
+        copy_splits(self.data_dir, os.path.join(build, self.args.task_name), ("train",))
         run_logged(python_command(script_path("distil", "data_augmentation.py"), [
             "--pretrained_bert_model", teacher, "--glue_dir", build, "--task_name", self.args.task_name,
             "--N", str(AUG_TRIES), "--seed", str(seed)]), os.path.join(root, "augment.log"),
             f"augmented training set (seed {seed})")
-        os.makedirs(task_dir, exist_ok=True)
-        for split in ("dev", "test"):
-            if os.path.isfile(os.path.join(self.data_dir, f"{split}.tsv")):
-                shutil.copyfile(os.path.join(self.data_dir, f"{split}.tsv"), os.path.join(task_dir, f"{split}.tsv"))
+        copy_splits(self.data_dir, task_dir, ("dev", "test"))
         shutil.copyfile(os.path.join(build, self.args.task_name, "train_aug.tsv"), os.path.join(task_dir, ".train.tsv"))
         os.replace(os.path.join(task_dir, ".train.tsv"), os.path.join(task_dir, "train.tsv"))  # train.tsv last
         return task_dir
