@@ -25,7 +25,7 @@ def python_command(script: str, flags: list[str], ranks: int = 1) -> list[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    return [sys.executable, "-m", "oneflow.distributed.launch", "--nproc_per_node", str(ranks),
+    return [sys.executable, "-m", "model_compress.launch", "--nproc_per_node", str(ranks),
             "--master_port", str(port), script, *flags]
 
 

@@ -33,6 +33,16 @@ def add_bool(parser: argparse.ArgumentParser, name: str, default: bool, help: st
     parser.add_argument(name, type=str2bool, nargs="?", const=True, default=default, help=help)
 
 
+def finite_number(value: str) -> float:
+    """argparse type of float flags: a number, NaN and infinity refused."""
+    from model_compress.finite import finite_float
+
+    try:
+        return finite_float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc) if "finite" in str(exc) else f"not a number: {value!r}") from None
+
+
 def positive_int(value: str) -> int:
     number = int(value)
     if number <= 0:
@@ -57,15 +67,15 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
 def add_train_args(parser: argparse.ArgumentParser, epochs: float = 3, lr: float = 2e-5) -> None:
     """Optimisation, evaluation cadence, output and device flags (training scripts)."""
     g = parser.add_argument_group("training")
-    g.add_argument("--num_epochs", type=float, default=epochs)
+    g.add_argument("--num_epochs", type=finite_number, default=epochs)
     g.add_argument("--max_steps", type=int, default=0, help="stop after N steps (0: num_epochs decides)")
     g.add_argument("--batch_size_per_device", type=positive_int, default=32)
     g.add_argument("--eval_batch_size_per_device", type=positive_int, default=64)
     g.add_argument("--dev_batch_size_per_device", type=positive_int, default=None, help="alias of eval")
-    g.add_argument("--learning_rate", type=float, default=lr)
-    g.add_argument("--weight_decay_rate", type=float, default=0.01)
-    g.add_argument("--warmup_proportion", type=float, default=0.1)
-    g.add_argument("--clip_grad_norm", type=float, default=1.0)
+    g.add_argument("--learning_rate", type=finite_number, default=lr)
+    g.add_argument("--weight_decay_rate", type=finite_number, default=0.01)
+    g.add_argument("--warmup_proportion", type=finite_number, default=0.1)
+    g.add_argument("--clip_grad_norm", type=finite_number, default=1.0)
     g.add_argument("--eval_every_step_num", type=int, default=0, help="also evaluate every N steps")
     g.add_argument("--dev_every_step_num", type=int, default=None, help="alias of --eval_every_step_num")
     g.add_argument("--seed", type=int, default=42)
@@ -186,10 +196,13 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from model_compress.data.ofrecord_codec import OFRecordError
     from model_compress.data.processors import DataFormatError
     from model_compress.distill.teacher_cache import TeacherFileError
+    from model_compress.finite import NonFiniteError
     from model_compress.modeling.checkpoint import CheckpointError
     from model_compress.serving import ServingError
+    from model_compress.training.nonfinite import NonFiniteLoss
 
-    return DataFormatError, OFRecordError, StaleSplitError, TeacherFileError, CheckpointError, ServingError
+    return (DataFormatError, OFRecordError, StaleSplitError, TeacherFileError, CheckpointError, ServingError,
+            NonFiniteError, NonFiniteLoss)
 
 
 def user_errors(main: F) -> F:

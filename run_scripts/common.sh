@@ -42,7 +42,7 @@ run_ranks() {
         local port
         port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
         echo "[ranks] $1 as $RANKS data-parallel processes of $RANK_BATCH rows each"
-        "$PYTHON" -m oneflow.distributed.launch --nproc_per_node "$RANKS" --master_port "$port" "$@"
+        "$PYTHON" -m model_compress.launch --nproc_per_node "$RANKS" --master_port "$port" "$@"
     else
         "$PYTHON" "$@"
     fi

@@ -17,9 +17,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 script_args train "$@"; set -- "${SCRIPT_ARGS[@]}"  # [DATA_ROOT OUT_DIR LOG_DIR RESULT_DIR dataset]
 glue_defaults
 STUDENT_NAME=${STUDENT_NAME:-kd_lstm}
-FT_BERT_BASE_DIR=${FT_BERT_BASE_DIR:-models/finetuned_teacher/$dataset/snapshot_best}
+FT_BERT_BASE_DIR=${FT_BERT_BASE_DIR:-${MODELS_DIR:-models}/finetuned_teacher/$dataset/snapshot_best}
 [ -n "${MODEL_ARG:-}" ] && STUDENT_DIR=${STUDENT_DIR:-$MODEL_ARG/student_model}
-STUDENT_DIR=${STUDENT_DIR:-models/student_model/$dataset/$STUDENT_NAME}
+STUDENT_DIR=${STUDENT_DIR:-${MODELS_DIR:-models}/student_model/$dataset/$STUDENT_NAME}
 LOGITS=()
 if [ -n "${LOGITS_PATH:-}" ]; then LOGITS=(--teacher_logits "$LOGITS_PATH"); fi
 

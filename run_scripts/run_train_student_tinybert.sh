@@ -25,11 +25,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 script_args train "$@"; set -- "${SCRIPT_ARGS[@]}"  # [DATA_ROOT OUT_DIR LOG_DIR RESULT_DIR dataset]
 DATA_ROOT=${DATA_ROOT:-data/glue_data}
 dataset=${dataset:-SST-2}
-FT_BERT_BASE_DIR=${FT_BERT_BASE_DIR:-models/finetuned_teacher/$dataset/snapshot_best}
+FT_BERT_BASE_DIR=${FT_BERT_BASE_DIR:-${MODELS_DIR:-models}/finetuned_teacher/$dataset/snapshot_best}
 TMP_STUDENT_DIR=${TMP_STUDENT_DIR:-}
 LAYER_LIST=${LAYER_LIST-1,3,5}
 [ -n "${MODEL_ARG:-}" ] && STUDENT_DIR=${STUDENT_DIR:-$MODEL_ARG/student_model}
-STUDENT_DIR=${STUDENT_DIR:-models/student_model/$dataset/tinybert}
+STUDENT_DIR=${STUDENT_DIR:-${MODELS_DIR:-models}/student_model/$dataset/tinybert}
 RESULT_DIR=${RESULT_DIR:-}
 SERVE_FOR_ONLINE=${SERVE_FOR_ONLINE:-False}
 AUG_TRAIN=${AUG_TRAIN:-False}

@@ -19,10 +19,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 script_args train "$@"; set -- "${SCRIPT_ARGS[@]}"  # [DATA_ROOT OUT_DIR LOG_DIR RESULT_DIR dataset]
 glue_defaults
 STUDENT_NAME=${STUDENT_NAME:-theseus}
-FT_BERT_BASE_DIR=${FT_BERT_BASE_DIR:-models/finetuned_teacher/$dataset/snapshot_best}
-TMP_STUDENT_DIR=${TMP_STUDENT_DIR:-models/bert_theseus/$dataset}
+FT_BERT_BASE_DIR=${FT_BERT_BASE_DIR:-${MODELS_DIR:-models}/finetuned_teacher/$dataset/snapshot_best}
+TMP_STUDENT_DIR=${TMP_STUDENT_DIR:-${MODELS_DIR:-models}/bert_theseus/$dataset}
 [ -n "${MODEL_ARG:-}" ] && STUDENT_DIR=${STUDENT_DIR:-$MODEL_ARG/student_model}
-STUDENT_DIR=${STUDENT_DIR:-models/student_model/$dataset/$STUDENT_NAME}
+STUDENT_DIR=${STUDENT_DIR:-${MODELS_DIR:-models}/student_model/$dataset/$STUDENT_NAME}
 RESULT_DIR=${RESULT_DIR:-}
 REPLACING_RATE=${REPLACING_RATE:-${PHRASE1_REPLACE_RATE:-0.8}}
 EPOCHS=${EPOCHS:-4}

@@ -30,8 +30,17 @@ link_commands() {
     ln -sfn "$ROOT/run_scripts/easynlp" "$VENV/bin/easynlp"
 }
 
+convert_default_model() {
+    # The default weights as a project snapshot in models/ (every command's `default`); once per checkout.
+    [ -f "$ROOT/models/all-MiniLM-L6-v2/snapshot.json" ] && return 0
+    say "converting the default pretrained model into $ROOT/models"
+    (cd "$ROOT" && "$VENV/bin/python" -m model_compress.modeling.pretrained --models_dir "$ROOT/models" >/dev/null) \
+        || die "could not convert the default pretrained model into $ROOT/models"
+}
+
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(wanted_stamp)" ] && [ -x "$VENV/bin/python" ]; then
     link_commands
+    convert_default_model
     say "environment ready: $VENV (delete it to rebuild)"
     exit 0
 fi
@@ -108,6 +117,7 @@ say "CPU runtime settings (measured once per CPU model; re-measure with: python 
 (cd "$ROOT" && "$VPY" -m model_compress.runtime --report) || die "could not report the CPU runtime settings"
 
 link_commands
+convert_default_model
 say "commands: $VENV/bin/easynlp"
 wanted_stamp > "$STAMP"
 say "done in $(( $(date +%s) - START )) s: activate with 'source .venv/bin/activate'"

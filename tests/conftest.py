@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -10,9 +11,40 @@ import pytest
 import model_compress  # noqa: F401  (OneFlow environment set-up before any test imports oneflow)
 
 EXIT_STATUS = pytest.StashKey[int]()
+TREE_BEFORE = pytest.StashKey[set]()
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def files_outside_git() -> set[str] | None:
+    """Untracked and ignored files of the checkout (the venv, the interpreter and byte code left out);
+    None when the tree is not a git checkout."""
+    try:
+        listing = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored", "--untracked-files=all", "--", ".", ":!.venv",
+             ":!.python", ":!.venv-reference"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    paths = {line[3:] for line in listing.splitlines() if line[:2] in ("??", "!!")}
+    return {p for p in paths if "__pycache__/" not in p}
+
+
+def pytest_sessionstart(session):
+    session.config.stash[TREE_BEFORE] = files_outside_git()
 
 
 def pytest_sessionfinish(session, exitstatus):
+    """Tests work on copies in temporary folders: a file that appeared in the checkout fails the run."""
+    before = session.config.stash.get(TREE_BEFORE, None)
+    after = files_outside_git() if before is not None else None
+    appeared = sorted(after - before) if after is not None else []
+    if appeared:
+        shown = "\n  ".join(appeared[:40]) + ("\n  ..." if len(appeared) > 40 else "")
+        print(f"\nerror: the tests wrote {len(appeared)} file(s) into the checkout {REPO_ROOT}:\n  {shown}",
+              file=sys.stderr)
+        if int(exitstatus) == 0:
+            exitstatus = pytest.ExitCode.TESTS_FAILED
+            session.exitstatus = exitstatus
     session.config.stash[EXIT_STATUS] = int(exitstatus)
 
 
@@ -47,7 +79,6 @@ def data_tokenizer(tmp_path_factory):
     return FullTokenizer(str(path))
 
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_BERT = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=64,
                  max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 

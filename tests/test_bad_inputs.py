@@ -18,6 +18,7 @@ import subprocess
 import sys
 
 import numpy as np
+import oneflow as flow
 import pytest
 
 from model_compress.jobs import metakd as metakd_job
@@ -637,3 +638,203 @@ def test_full_disk_while_writing_a_snapshot(tiny_sst2_dir, tiny_model_dir, tmp_p
 def test_gpu_device_from_the_entry_script():
     done = run_script("distil/task_teacher.py", ["--device", "gpu", "--do_eval"])
     one_line_failure(done, "--device gpu")
+
+
+# ----------------------------------------------------------------------------------------------
+# NaN and infinity: refused in every float a user hands in, in caches, in snapshots and in the loss
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-Infinity"])
+def test_teacher_logits_file_with_non_finite_values(tiny_model_dir, tiny_sst2_dir, tmp_path, capsys, bad):
+    logits = tmp_path / "logits.tsv"
+    logits.write_text("0.1,0.2\n" * 40 + f"0.3,{bad}\n" + "0.1,0.2\n" * 55)
+    out = tmp_path / "student"
+    refused(student_job.kd_main, ["--task_name", "sst-2", "--data_dir", tiny_sst2_dir, "--student_model",
+                                  tiny_model_dir, "--teacher_logits", str(logits), "--do_train",
+                                  "--model_save_dir", str(out), *FAST],
+            capsys, str(logits), "line 41", "not a finite number")
+    assert not out.exists() or not os.listdir(out)
+
+
+@pytest.mark.parametrize("flag", ["--learning_rate", "--temperature", "--alpha"])
+def test_float_flags_refuse_nan(tiny_model_dir, tiny_sst2_dir, capsys, flag):
+    refused(student_job.kd_main, ["--task_name", "sst-2", "--data_dir", tiny_sst2_dir, "--student_model",
+                                  tiny_model_dir, "--teacher_logits", "x", "--do_train", flag, "nan", *FAST],
+            capsys, flag, "not a finite number")
+
+
+def test_easynlp_tables_with_non_finite_logits_and_weights(tmp_path):
+    from model_compress.easynlp.flags import UsageError
+    from model_compress.easynlp.schema import make_spec, parse_schema, read_table
+
+    spec = make_spec(parse_schema("sent:str:1,label:str:1,logits:float:2"), "sent", None, "label", ["0", "1"],
+                     logits_name="logits")
+    path = tmp_path / "train.tsv"
+    path.write_text("a fine film\t1\t0.5,-0.5\na dull film\t0\tnan,0.1\n")
+    with pytest.raises(UsageError, match=r"train.tsv, line 2: column 'logits'.*'nan' is not a finite number"):
+        read_table(str(path), spec)
+    spec = make_spec(parse_schema("sent:str:1,label:str:1,weight:float:1"), "sent", None, "label", ["0", "1"],
+                     weight_name="weight")
+    path.write_text("a fine film\t1\t0.5\na dull film\t0\tinf\n")
+    with pytest.raises(UsageError, match=r"train.tsv, line 2: column 'weight'.*'inf' is not a finite number"):
+        read_table(str(path), spec)
+
+
+def test_meta_kd_table_weight_that_is_nan(tmp_path):
+    from model_compress.data.processors import DataFormatError, get_processor
+
+    (tmp_path / "train.tsv").write_text("guid\ttext_a\ttext_b\tlabel\tdomain\tweight\n"
+                                        "g1\tFine.\t\tpositive\tbooks\t0.5\ng2\tBad.\t\tnegative\tdvd\tnan\n")
+    with pytest.raises(DataFormatError, match=r"train.tsv, line 3.*weight.*'nan' is not a finite number"):
+        get_processor("senti").get_examples(str(tmp_path), "train")
+
+
+def test_mft_scores_file_with_nan(tmp_path, capsys):
+    from model_compress.jobs.pipelines.mft import load_weights, weight_path
+
+    path = weight_path(str(tmp_path))
+    os.makedirs(os.path.dirname(path))
+    np.save(path, np.array([0.5, 0.7, np.nan, 0.2], dtype=np.float32))
+    with pytest.raises(SystemExit) as info:
+        load_weights(str(tmp_path), 4)
+    assert info.value.code == 2
+    assert f"{path}: example 2 is nan" in capsys.readouterr().err
+
+
+def test_teacher_cache_and_dump_with_non_finite_arrays(tmp_path):
+    """A cache array holding NaN/inf is named with the example and column; the lookup rebuilds it."""
+    from model_compress.distill.teacher_cache import TeacherFileError, checked_cache, load_cache, save_cache
+
+    hidden = np.zeros((5, 4, 3), dtype=np.float32)
+    hidden[3, 1, 2] = np.inf
+    save_cache(str(tmp_path / "c"), {"teacher_logits": np.zeros((5, 2), np.float32), "hidden_0": hidden},
+               {"key": "k"})
+    where = os.path.join(str(tmp_path / "c"), "hidden_0.npy")
+    with pytest.raises(TeacherFileError, match=re.escape(where) + r": example 3, column 2, index \[2\] is inf"):
+        load_cache(str(tmp_path / "c"))
+    with pytest.warns(UserWarning, match="example 3.*rebuilding"):
+        assert checked_cache(str(tmp_path / "c"), "k", 5) is None
+
+
+def test_snapshot_with_nan_weights_is_refused(teacher_args, tiny_model_dir, tmp_path, capsys):
+    from model_compress.modeling.checkpoint import load_snapshot, save_snapshot
+
+    state, config, meta = load_snapshot(tiny_model_dir)
+    state["bert.encoder.layer.1.output.dense.weight"][3, 5] = np.nan
+    damaged = str(tmp_path / "diverged")
+    save_snapshot({k: flow.tensor(v) for k, v in state.items()}, damaged, config, meta,
+                  extra_files={"vocab.txt": os.path.join(tiny_model_dir, "vocab.txt")})
+    refused(teacher_job.main, _with_model(teacher_args, damaged), capsys, damaged,
+            "weight bert.encoder.layer.1.output.dense.weight", "index 3, column 6 is nan")
+
+
+class LossScaledByWeights(flow.nn.Module):
+    """A linear model whose loss is scaled by the batch's mean ``weights``: a NaN there makes the loss NaN."""
+
+    input_names = ("input_ids", "weights")
+
+    def __init__(self):
+        super().__init__()
+        self.linear = flow.nn.Linear(4, 2)
+
+    def forward(self, input_ids, weights):
+        return ((self.linear(input_ids.float()) ** 2).mean() * weights.mean(),)
+
+
+class Batches:
+    """Four fixed batches; the third one's weights are NaN."""
+
+    def __init__(self):
+        rs = np.random.RandomState(0)
+        self.batches = [{"input_ids": flow.tensor(rs.randint(0, 5, (8, 4)).astype(np.int32)),
+                         "weights": flow.tensor(np.full(8, np.nan if i == 2 else 1.0, np.float32))} for i in range(4)]
+
+    def __len__(self):
+        return len(self.batches)
+
+    def set_epoch(self, epoch):
+        pass
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+@pytest.mark.parametrize("eager", [False, True], ids=["graph", "eager"])
+def test_nan_loss_stops_training_and_keeps_the_last_good_snapshot(tmp_path, eager):
+    from model_compress.training.loop import LoopConfig, train
+    from model_compress.training.nonfinite import NonFiniteLoss
+
+    objective = LossScaledByWeights()
+    saved = []
+
+    def save(path, metrics):
+        os.makedirs(path)
+        flow.save(objective.state_dict(), os.path.join(path, "state"))
+        saved.append(path)
+
+    scores = iter([0.5, 0.6, 0.7, 0.8])
+    config = LoopConfig(num_epochs=1, learning_rate=0.1, eval_every_step_num=1, output_dir=str(tmp_path),
+                        show_progress=False, eager=eager)
+    with pytest.raises(NonFiniteLoss, match=r"the loss became nan at step 3: training stopped.*best snapshot so far "
+                                            r"is kept: .*best-2"):
+        train(objective, Batches(), lambda: {"accuracy": next(scores)}, save,
+              lambda metrics: f"best-{len(saved) + 1}", config)
+    assert [os.path.basename(p) for p in saved] == ["best-1", "best-2"]
+    assert sorted(os.listdir(tmp_path)) == ["best-2"]  # the older best retired, nothing written after the NaN
+    state = flow.load(os.path.join(tmp_path, "best-2", "state"))
+    assert all(np.isfinite(v.numpy()).all() for v in state.values())
+
+
+def test_export_and_predict_resolve_model_names_like_training(tmp_path, capsys):
+    """`default` means the shipped model for export too (refused for its missing head, not as a missing path);
+    an unknown name is one line naming the flag."""
+    from model_compress.jobs import export as export_job
+    from model_compress.jobs import predict as predict_job
+
+    line = refused(export_job.main, ["--model_dir", "default", "--format", "onnx", "--output_dir",
+                                     str(tmp_path / "x")], capsys, "all-MiniLM-L6-v2", "no classification head")
+    assert "does not exist" not in line
+    refused(export_job.main, ["--model_dir", "no-such-model", "--format", "onnx", "--output_dir",
+                              str(tmp_path / "x")], capsys, "--model_dir no-such-model", "does not exist")
+    table = tmp_path / "in.tsv"
+    table.write_text("sentence\na fine film\n")
+    refused(predict_job.main, ["--tables", str(table), "--outputs", str(tmp_path / "out.tsv"), "--checkpoint_path",
+                               "no-such-model"], capsys, "--checkpoint_path no-such-model", "does not exist")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "out.tsv").exists()
+
+
+def test_run_directory_resolves_to_its_one_snapshot(tiny_model_dir, tmp_path):
+    from model_compress.modeling.resolve import ModelNotFoundError, resolve_model
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    shutil.copytree(tiny_model_dir, run_dir / "snapshot_best")
+    assert resolve_model(str(run_dir)) == str(run_dir / "snapshot_best")
+    shutil.copytree(tiny_model_dir, run_dir / "snapshot_other")
+    with pytest.raises(ModelNotFoundError, match="several snapshot_"):
+        resolve_model(str(run_dir), "--checkpoint_path")
+
+
+NOISE = ("libibverbs not available", "CUDA driver version is insufficient", "Setting OMP_NUM_THREADS")
+
+
+def test_no_cpu_machine_noise_under_the_launcher(tmp_path):
+    """Two ranks started by the toolkit's launcher print none of OneFlow's CPU-machine messages; with
+    MODEL_COMPRESS_VERBOSE=1 the import messages come back where a bare `import oneflow` prints them."""
+    script = tmp_path / "touch.py"
+    script.write_text("import model_compress  # noqa\nimport oneflow as flow\nprint(float(flow.ones(2).sum()))\n")
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
+    env.pop("OMP_NUM_THREADS", None)
+    env.pop("MODEL_COMPRESS_VERBOSE", None)
+    launch = [sys.executable, "-m", "model_compress.launch", "--nproc_per_node", "2", "--master_port", "29763",
+              str(script)]
+    done = subprocess.run(launch, capture_output=True, text=True, timeout=300, env=env, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["2.0", "2.0"]
+    assert not [n for n in NOISE if n in done.stdout + done.stderr], done.stdout + done.stderr
+    bare = subprocess.run([sys.executable, "-c", "import oneflow"], capture_output=True, text=True, timeout=300,
+                          env=env, cwd=str(tmp_path))
+    if "libibverbs not available" in bare.stderr:
+        verbose = subprocess.run([sys.executable, "-c", "import model_compress"], capture_output=True, text=True,
+                                 timeout=300, env={**env, "MODEL_COMPRESS_VERBOSE": "1"}, cwd=str(tmp_path))
+        assert "libibverbs not available" in verbose.stderr

@@ -3,6 +3,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -93,8 +94,9 @@ def test_two_nodes_agree(tmp_path, two_hosts):
 
 def test_run_script_launches_ranks_with_the_global_batch_split(tmp_path):
     """run_train_teacher.sh with NPROC=2: two processes of BATCH/2 rows, one snapshot, dev results."""
+    shutil.copytree(os.path.join(REPO_ROOT, "data", "glue_data", "SST-2"), tmp_path / "glue" / "SST-2")
     env = {**os.environ, "NPROC": "2", "BATCH": "16", "EPOCHS": "1", "SEQ_LENGTH": "16",
-           "TEACHER_DIR": str(tmp_path / "teacher")}
+           "TEACHER_DIR": str(tmp_path / "teacher"), "DATA_ROOT": str(tmp_path / "glue")}
     proc = subprocess.run(["bash", "run_scripts/run_train_teacher.sh", "--train_example_num", "64",
                            "--eval_example_num", "32"], capture_output=True, text=True, timeout=600, cwd=REPO_ROOT,
                           env=env)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 
 import numpy as np
@@ -141,8 +142,10 @@ def test_data_augmentation_entry_writes_then_reuses(tmp_path, tiny_model_dir, ti
 def test_shell_scripts_on_the_shipped_data(tmp_path):
     """run_train_student_tinybert.sh then run_eval_student_tinybert.sh with the default teacher (trained if missing),
     a random 312-wide student (LAYER_LIST empty; the default starts from teacher layers 1,3,5)."""
+    shutil.copytree(os.path.join(REPO_ROOT, "data", "glue_data", "SST-2"), tmp_path / "glue" / "SST-2")
     env = {**os.environ, "STUDENT_DIR": str(tmp_path / "tinybert"), "INTERMEDIATE_EPOCHS": "1", "EPOCHS": "1",
-           "SEQ_LENGTH": "16", "LAYER_LIST": ""}
+           "SEQ_LENGTH": "16", "LAYER_LIST": "", "DATA_ROOT": str(tmp_path / "glue"),
+           "MODELS_DIR": str(tmp_path / "models")}
     train = subprocess.run(["bash", "run_scripts/run_train_student_tinybert.sh", "--train_example_num", "64"],
                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=3600)
     assert train.returncode == 0, train.stderr[-2000:]

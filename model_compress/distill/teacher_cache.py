@@ -20,6 +20,8 @@ import warnings
 
 import numpy as np
 
+from model_compress.finite import NonFiniteError, finite_float, require_finite
+
 
 class TeacherFileError(ValueError):
     """A teacher logits file that does not fit the training data."""
@@ -89,7 +91,9 @@ def read_logits_file(path: str, expected_rows: int, num_labels: int, source_hash
                     f"{path}, line {number}: {len(parts)} logits but the task has {num_labels} labels"
                 )
             try:
-                rows.append([float(p) for p in parts])
+                rows.append([finite_float(p) for p in parts])
+            except NonFiniteError as exc:
+                raise TeacherFileError(f"{path}, line {number}: {exc} (NaN and infinity are not accepted)") from None
             except ValueError:
                 raise TeacherFileError(f"{path}, line {number}: not a number in {text[:60]!r}") from None
     if len(rows) != expected_rows:
@@ -141,6 +145,10 @@ def load_cache(directory: str) -> dict[str, np.ndarray] | None:
             arrays[name] = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as exc:
             raise TeacherFileError(f"{path}: damaged or truncated teacher cache array ({exc})") from None
+        try:
+            require_finite(arrays[name], path, row_name="example")
+        except NonFiniteError as exc:
+            raise TeacherFileError(str(exc)) from None
     return arrays
 
 
@@ -234,6 +242,11 @@ def cached_teacher_outputs(
         if found is not None:
             return found, directory, True
     arrays = compute_teacher_outputs(teacher, source, cls_layers, hidden_layers, eager)
+    for name, values in arrays.items():
+        try:
+            require_finite(values, f"teacher {teacher_dir}: its {name}", row_name="example")
+        except NonFiniteError as exc:
+            raise TeacherFileError(f"{exc}: the teacher snapshot is damaged or diverged") from None
     if distributed.rank() == 0:
         save_cache(directory, arrays, {"teacher": os.path.abspath(teacher_dir), "key": key,
                                        "source": cache_source(teacher_dir, split_meta), **spec})

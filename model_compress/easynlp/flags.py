@@ -10,7 +10,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from model_compress.cli import failed_rank_exits, str2bool
+from model_compress.cli import failed_rank_exits, finite_number, str2bool
+from model_compress.finite import NonFiniteError, finite_float
 
 APP_NAMES = ("text_classify", "text_match")
 MODES = ("train", "evaluate", "predict")
@@ -75,11 +76,11 @@ def build_parser(prog: str, description: str) -> OneLineParser:
     p.add_argument("--checkpoint_path", default="", help="evaluate / predict: the trained model (a run directory "
                                                          "or a snapshot)")
     p.add_argument("--modelzoo_base_dir", default="", help="accepted; models resolve under models/")
-    p.add_argument("--learning_rate", type=float, default=5e-5)
-    p.add_argument("--weight_decay", type=float, default=1e-4)
-    p.add_argument("--warmup_proportion", type=float, default=0.1)
-    p.add_argument("--max_grad_norm", type=float, default=1.0)
-    p.add_argument("--epoch_num", type=float, default=3.0)
+    p.add_argument("--learning_rate", type=finite_number, default=5e-5)
+    p.add_argument("--weight_decay", type=finite_number, default=1e-4)
+    p.add_argument("--warmup_proportion", type=finite_number, default=0.1)
+    p.add_argument("--max_grad_norm", type=finite_number, default=1.0)
+    p.add_argument("--epoch_num", type=finite_number, default=3.0)
     p.add_argument("--random_seed", type=int, default=1234)
     p.add_argument("--save_checkpoint_steps", type=int, default=0,
                    help="evaluate on the dev table every N steps (and at each epoch end); the best model is kept")
@@ -130,9 +131,10 @@ def udp_float(values: dict[str, str], key: str, default: float, low: float | Non
     if key not in values:
         return default
     try:
-        number = float(values[key])
-    except ValueError:
-        raise UsageError("--user_defined_parameters", f"{key}={values[key]}: not a number") from None
+        number = finite_float(values[key])
+    except ValueError as exc:
+        reason = str(exc) if isinstance(exc, NonFiniteError) else "not a number"
+        raise UsageError("--user_defined_parameters", f"{key}={values[key]}: {reason}") from None
     if (low is not None and number < low) or (high is not None and number > high):
         bounds = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
         raise UsageError("--user_defined_parameters", f"{key}={values[key]}: must be in {bounds}")

@@ -35,6 +35,7 @@ from model_compress.easynlp.flags import (
 )
 from model_compress.easynlp.models import check_sequence_length, resolve_model
 from model_compress.easynlp.schema import Table, make_spec, parse_schema, read_table, write_lines_atomic
+from model_compress.finite import NonFiniteError, finite_float
 from model_compress.jobs.common import find_vocab
 
 SENTI_LABELS = SentiProcessor.labels
@@ -212,7 +213,9 @@ def read_embeddings_table(path: str, domains: Sequence[str]) -> tuple[list[list[
             if cols[4] not in domains:
                 raise UsageError("domains", f"domain {cols[4]!r} is not one of {','.join(domains)}", path, line)
             try:
-                vector = [float(v) for v in cols[5].split()]
+                vector = [finite_float(v) for v in cols[5].split()]
+            except NonFiniteError as exc:
+                raise UsageError(flag, f"the embeddings field: {exc}", path, line) from None
             except ValueError:
                 raise UsageError(flag, "the embeddings field is not space separated numbers", path, line) from None
             if width is not None and len(vector) != width:

@@ -8,42 +8,16 @@ shipped all-MiniLM-L6-v2), or one of EasyNLP's model names, which resolve to ``m
 
 from __future__ import annotations
 
-import os
-
 from model_compress.easynlp.flags import UsageError
-from model_compress.jobs.common import DEFAULT_MODEL, REPO_ROOT, resolve_model_dir, snapshot_in
-from model_compress.modeling.checkpoint import snapshot_format
-
-EASYNLP_MODEL_NAMES = ("bert-base-uncased", "bert-small-uncased", "bert-tiny-uncased", "bert-large-uncased")
-MODELS_DIR = os.path.join(REPO_ROOT, "models")
-
-
-def _known_name(value: str) -> str | None:
-    """The EasyNLP model name ``value`` refers to (also as ``~/.easynlp/modelzoo/<name>``), else None."""
-    name = os.path.basename(os.path.normpath(value))
-    return name if name in EASYNLP_MODEL_NAMES else None
+from model_compress.modeling import resolve
 
 
 def resolve_model(value: str, flag: str) -> str:
-    """A loadable snapshot directory for ``value``; one :class:`UsageError` line when there is none."""
-    if not value or value == DEFAULT_MODEL:
-        return resolve_model_dir(DEFAULT_MODEL)
-    path = os.path.expanduser(value)
-    if os.path.exists(path):
-        found = snapshot_in(path)
-        if snapshot_format(found) is None:
-            raise UsageError(flag, f"{value} holds no model the toolkit can load (a snapshot, a Hugging Face BERT "
-                             "directory, or a run directory with one snapshot_*)")
-        return found
-    name = _known_name(value)
-    if name is not None:
-        local = os.path.join(MODELS_DIR, name)
-        if os.path.exists(local):
-            return resolve_model(local, flag)
-        raise UsageError(flag, f"{name} is not in {MODELS_DIR} and cannot be downloaded here; put a copy there, "
-                         "pass a local model directory, or pass 'default' (the shipped all-MiniLM-L6-v2)")
-    raise UsageError(flag, f"{value} does not exist (pass a local model directory, 'default', or one of "
-                     f"{', '.join(EASYNLP_MODEL_NAMES)} with a copy under {MODELS_DIR})")
+    """A loadable snapshot directory for ``value`` (``modeling.resolve``); one :class:`UsageError` line when none."""
+    try:
+        return resolve.resolve_model(value, flag)
+    except resolve.ModelNotFoundError as exc:
+        raise UsageError(flag, str(exc).removeprefix(f"{flag} ")) from None
 
 
 def check_sequence_length(model_dir: str, length: int, flag: str) -> None:

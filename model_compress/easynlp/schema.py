@@ -18,6 +18,7 @@ import numpy as np
 
 from model_compress.data.processors import DataFormatError, DataProcessor, InputExample, read_rows
 from model_compress.easynlp.flags import OUTPUT_COLUMNS, UsageError, split_list
+from model_compress.finite import NonFiniteError, finite_float
 
 TYPES = ("str", "int", "float")
 
@@ -128,7 +129,9 @@ def _values(column: Column, text: str, flag: str, path: str, line: int) -> list[
         raise UsageError(flag, f"column {column.name!r} ({column}) holds {len(parts)} values, expected "
                          f"{column.count}", path, line)
     try:
-        return [int(p) if column.type == "int" else float(p) for p in parts]
+        return [int(p) if column.type == "int" else finite_float(p) for p in parts]
+    except NonFiniteError as exc:
+        raise UsageError(flag, f"column {column.name!r} ({column}): {exc}", path, line) from None
     except ValueError:
         raise UsageError(flag, f"column {column.name!r} ({column}): {text[:40]!r} is not {column.type}",
                          path, line) from None
@@ -203,7 +206,9 @@ def read_table(path: str, spec: TableSpec, skip_first_line: bool = False, logits
         weight = None
         if spec.weight_name:
             try:
-                weight = float(row[spec.weight_name])
+                weight = finite_float(row[spec.weight_name])
+            except NonFiniteError as exc:
+                raise UsageError("--input_schema", f"column {spec.weight_name!r}: {exc}", path, line) from None
             except ValueError:
                 raise UsageError("--input_schema", f"column {spec.weight_name!r}: {row[spec.weight_name]!r} is "
                                  "not a number", path, line) from None

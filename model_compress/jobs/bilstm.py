@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from model_compress import cli
+from model_compress.cli import finite_number
 from model_compress.jobs.pipelines.bilstm import train_distilled_lstm
 from model_compress.jobs.settings import DataSettings, DistilledLSTMSettings, TrainSettings, from_flags
 from model_compress.jobs.student import run_settings
@@ -27,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--teacher_mode", choices=("cached", "online"), default="cached",
                    help="with --teacher_model: logits computed once and cached, or in every step")
     cli.add_bool(g, "--refresh_teacher_cache", False, "recompute cached teacher logits")
-    g.add_argument("--kd_alpha", type=float, default=0.7, help="weight of the soft-label loss (1 - it: hard labels)")
-    g.add_argument("--temperature", type=float, default=1.0, help="softmax temperature T of the soft labels")
+    g.add_argument("--kd_alpha", type=finite_number, default=0.7,
+                   help="weight of the soft-label loss (1 - it: hard labels)")
+    g.add_argument("--temperature", type=finite_number, default=1.0, help="softmax temperature T of the soft labels")
     s = parser.add_argument_group("LSTM student")
     s.add_argument("--student_model", default=None, help="a BiLSTM snapshot to evaluate (--do_eval alone)")
     s.add_argument("--student_hidden_size", type=int, default=300, help="LSTM hidden size per direction")
@@ -36,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--student_num_hidden_layers", type=int, default=1, help="stacked LSTM layers")
     cli.add_bool(s, "--bidirectional", True, "a backward LSTM beside the forward one")
     s.add_argument("--student_intermediate_size", type=int, default=400, help="ReLU layer before the classifier")
-    s.add_argument("--student_hidden_dropout_prob", type=float, default=0.5, help="dropout before the classifier")
+    s.add_argument("--student_hidden_dropout_prob", type=finite_number, default=0.5,
+                   help="dropout before the classifier")
     s.add_argument("--student_seq_length", type=int, default=0, help="tokens the student reads (0: --seq_length)")
     for name in IGNORED:
         s.add_argument(name, default=None, help=argparse.SUPPRESS)

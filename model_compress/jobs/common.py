@@ -29,35 +29,10 @@ from model_compress.modeling.checkpoint import (
     module_state_numpy,
     save_snapshot,
     snapshot_config,
-    snapshot_format,
 )
 from model_compress.modeling.config import BertConfig, LSTMConfig
 from model_compress.modeling.lstm import DistilledBiLSTM
-from model_compress.modeling.pretrained import ensure_default_snapshot
 from model_compress.training import distributed
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT_MODEL = "default"
-
-
-def resolve_model_dir(path: str | None) -> str:
-    """`None`/'default' -> the default pretrained snapshot (built on first use), else the path as given."""
-    if not path or path == DEFAULT_MODEL:
-        return ensure_default_snapshot(os.path.join(REPO_ROOT, "models"))
-    if not os.path.exists(path):
-        fail(f"model directory {path} does not exist")
-    return path
-
-
-def snapshot_in(path: str) -> str:
-    """A snapshot path as given, or the single `snapshot_*` snapshot inside a run's output directory."""
-    if snapshot_format(path) is not None:
-        return path
-    inside = sorted(n for n in os.listdir(path) if n.startswith("snapshot_")
-                    and snapshot_format(os.path.join(path, n)) is not None) if os.path.isdir(path) else []
-    if len(inside) == 1:
-        return os.path.join(path, inside[0])
-    return path
 
 
 def find_vocab(model_dir: str, vocab_file: str | None) -> str:

@@ -17,6 +17,7 @@ import os
 import sys
 
 from model_compress.cli import add_bool, user_errors
+from model_compress.modeling.resolve import resolve_model
 from model_compress.serving import ServingError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -80,6 +81,7 @@ def run(args):
     from model_compress.serving.export import check_output_dir, export_servable, load_servable
     from model_compress.serving.parity import ParityError
 
+    args.model_dir = resolve_model(args.model_dir, "--model_dir")
     check_output_dir(args.output_dir, args.force, args.model_dir)
     servable = load_servable(args.model_dir, label_list(args.label_enumerate_values))
     vocab = model_vocab(args.model_dir, args.vocab_file)

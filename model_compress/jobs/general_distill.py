@@ -24,7 +24,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from model_compress.cli import add_bool, fail, positive_int, user_errors
+from model_compress.cli import add_bool, fail, finite_number, positive_int, user_errors
 from model_compress.data.corpus import CorpusStream, list_corpus_files, make_corpus  # noqa: F401  (re-exported)
 from model_compress.jobs.pipelines.general_distill import (  # noqa: F401  (re-exported)
     ROLE,
@@ -91,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="relation heads A (must divide teacher and student widths; 48 base, 64 large teachers)")
     g.add_argument("--teacher_layer_index", type=int, default=-1, help="teacher layer distilled (0-based; -1 = last)")
     g.add_argument("--student_layer_index", type=int, default=-1, help="student layer trained (0-based; -1 = last)")
-    g.add_argument("--alpha", type=float, default=0.0, help="weight of head-head relations")
-    g.add_argument("--beta", type=float, default=0.0, help="weight of sample-sample relations")
+    g.add_argument("--alpha", type=finite_number, default=0.0, help="weight of head-head relations")
+    g.add_argument("--beta", type=finite_number, default=0.0, help="weight of sample-sample relations")
     g = p.add_argument_group("student")
     g.add_argument("--num_layers", type=int, choices=(2, 4, 6), default=6, help="student depth")
     g.add_argument("--hidden_size", type=int, default=0, help="student width (0: the teacher's)")
@@ -103,12 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_bool(g, "--pack", True, "pack consecutive sentences into each sequence (False: one sentence each)")
     g.add_argument("--shuffle_buffer", type=positive_int, default=2048, help="sequences in the shuffle buffer")
     g.add_argument("--batch_size", type=positive_int, default=128, help="sequences per step and device")
-    g.add_argument("--learning_rate", type=float, default=6e-4)
-    g.add_argument("--weight_decay", type=float, default=0.01)
-    g.add_argument("--max_grad_norm", type=float, default=1.0)
+    g.add_argument("--learning_rate", type=finite_number, default=6e-4)
+    g.add_argument("--weight_decay", type=finite_number, default=0.01)
+    g.add_argument("--max_grad_norm", type=finite_number, default=1.0)
     g.add_argument("--max_steps", type=int, default=400000, help="total steps (0: only write the initial student)")
     g.add_argument("--warmup_steps", type=int, default=-1, help="warm-up steps (-1: --warmup_proportion)")
-    g.add_argument("--warmup_proportion", type=float, default=0.01)
+    g.add_argument("--warmup_proportion", type=finite_number, default=0.01)
     g.add_argument("--logging_steps", type=positive_int, default=100)
     g.add_argument("--save_steps", type=positive_int, default=100)
     g.add_argument("--keep_last", type=int, default=0, help="keep only the newest N snapshots (0: all)")

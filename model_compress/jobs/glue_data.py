@@ -26,7 +26,7 @@ import urllib.error
 import urllib.parse
 from typing import Any
 
-from model_compress.cli import fail, user_errors
+from model_compress.cli import fail, finite_number, user_errors
 from model_compress.jobs import glue_recipes
 from model_compress.modeling.archive import ARCHIVE_FORMATS, DownloadError, safe_unpack, single_top_dir
 from model_compress.modeling.checkpoint.atomic import install_dir
@@ -167,10 +167,11 @@ def download_task(task: str, entry: dict[str, Any], data_dir: str, from_dir: str
 def process_task(task: str, folder: str, seq_length: int, model_load_dir: str, vocab_file: str | None,
                  resave: bool) -> None:
     """Build (or reuse) the train and dev OFRecord splits of one task under ``folder/ofrecord``."""
-    from model_compress.jobs.common import find_vocab, load_task_data, resolve_model_dir
+    from model_compress.jobs.common import find_vocab, load_task_data
     from model_compress.jobs.settings import DataSettings
+    from model_compress.modeling.resolve import resolve_model
 
-    model_dir = resolve_model_dir(model_load_dir)
+    model_dir = resolve_model(model_load_dir)
     vocab = find_vocab(model_dir, vocab_file)
     settings = DataSettings(task_name=task, data_dir=folder, seq_length=seq_length, resave_ofrecord=resave)
     data = load_task_data(settings, vocab, ("train", "dev"))
@@ -186,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--from_dir", default=None, help="take the archives from this folder instead of the network")
     down.add_argument("--force", action="store_true", help="replace task folders that are already there")
     down.add_argument("--manifest", default=None, help=f"GLUE manifest json (default {DEFAULT_MANIFEST})")
-    down.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds")
+    down.add_argument("--timeout", type=finite_number, default=30.0, help="network timeout in seconds")
     proc = sub.add_parser("process", help="build the train/dev OFRecord splits of downloaded tasks")
     proc.add_argument("--seq_length", type=int, default=int(glue_recipes.GLUE_SEQ_LENGTH))
     proc.add_argument("--model_load_dir", default="default", help="model whose vocab tokenises (default model)")

@@ -22,22 +22,16 @@ from model_compress.cli import (
     add_data_args,
     add_train_args,
     fail,
+    finite_number,
     normalise_aliases,
     note_ignored,
     user_errors,
 )
-from model_compress.jobs.common import DEFAULT_MODEL, default_output_dir, flags_of
-from model_compress.jobs.pipelines.inputs import (  # the seeds' path fallbacks, re-exported
-    SEED_MODEL_NAMES,  # noqa: F401
-    RunInputs,
-    prepare_inputs,
-    resolve_data_dir,  # noqa: F401
-    resolve_model,  # noqa: F401
-    resolve_vocab,  # noqa: F401
-    stamp_dir,
-)
+from model_compress.jobs.common import default_output_dir, flags_of
+from model_compress.jobs.pipelines.inputs import RunInputs, prepare_inputs, stamp_dir
 from model_compress.jobs.pipelines.mft import finetune, meta_finetune, score_examples
 from model_compress.jobs.settings import DataSettings, MFTSettings, RunSettings, TrainSettings, from_flags
+from model_compress.modeling.resolve import DEFAULT_MODEL
 
 
 def _prepare(args: argparse.Namespace, splits: Sequence[str]) -> RunInputs:
@@ -105,7 +99,8 @@ def meta_finetuning_parser() -> argparse.ArgumentParser:
     g.add_argument("--layer_indexes", default=None,
                    help="0-based encoder layers of the domain-corruption loss (default 3,7,11 for 12 layers, "
                         "scaled to the model's depth, e.g. 1,3,5 for 6)")
-    g.add_argument("--domain_loss_weight", "--domain_weight", dest="domain_loss_weight", type=float, default=0.1,
+    g.add_argument("--domain_loss_weight", "--domain_weight", dest="domain_loss_weight",
+                   type=finite_number, default=0.1,
                    help="lambda: weight of the domain-corruption loss")
     parser.set_defaults(task_name="g1", data_dir="data/k-shot-cross/g1/16-42", do_train=True, do_eval=True)
     return parser

@@ -34,6 +34,7 @@ from model_compress.easynlp.schema import (
     read_table,
 )
 from model_compress.jobs.export import label_list
+from model_compress.modeling.resolve import resolve_model
 from model_compress.serving import ServingError
 
 
@@ -94,8 +95,10 @@ def run(args) -> dict:
     from tqdm import tqdm
 
     from model_compress.data.tokenization import FullTokenizer
-    from model_compress.serving.runners import encode_examples, open_classifier
+    from model_compress.serving.runners import encode_examples, onnx_file, open_classifier
 
+    if not (os.path.exists(args.checkpoint_path) and onnx_file(args.checkpoint_path)):
+        args.checkpoint_path = resolve_model(args.checkpoint_path, "--checkpoint_path")
     table, columns, appended_cols = read_input(args)
     examples = table.examples
     model = open_classifier(args.checkpoint_path, args.backend, label_list(args.label_enumerate_values))

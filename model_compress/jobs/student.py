@@ -14,6 +14,7 @@ from model_compress.cli import (
     add_data_args,
     add_train_args,
     fail,
+    finite_number,
     normalise_aliases,
     seed_everything,
     user_errors,
@@ -22,7 +23,6 @@ from model_compress.jobs.common import (
     classifier_state,
     flags_of,
     load_model_snapshot,
-    resolve_model_dir,
 )
 from model_compress.jobs.pipelines.student import train_kd, train_no_teacher, train_pkd
 from model_compress.jobs.settings import (
@@ -35,6 +35,7 @@ from model_compress.jobs.settings import (
     from_flags,
 )
 from model_compress.modeling.checkpoint import save_snapshot
+from model_compress.modeling.resolve import resolve_model
 from model_compress.modeling.slicing import slice_layers
 
 # ----------------------------------------------------------------------------------------------
@@ -43,7 +44,7 @@ from model_compress.modeling.slicing import slice_layers
 
 def generate_student_model(teacher_model: str, student_model: str, layer_list: str) -> str:
     """Save a student made of the teacher's embeddings, chosen encoder layers, pooler and head."""
-    teacher_dir = resolve_model_dir(teacher_model)
+    teacher_dir = resolve_model(teacher_model)
     state, config, meta = load_model_snapshot(teacher_dir, "tell its layer count")
     try:
         sliced, student_config = slice_layers(classifier_state(state), config, layer_list)
@@ -84,7 +85,7 @@ def add_student_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--student_hidden_size", type=int, default=0, help="--from_scratch width (0: teacher's)")
     g.add_argument("--student_num_attention_heads", type=int, default=0)
     g.add_argument("--student_intermediate_size", type=int, default=0)
-    g.add_argument("--temperature", type=float, default=1.0, help="softmax temperature T of the soft labels")
+    g.add_argument("--temperature", type=finite_number, default=1.0, help="softmax temperature T of the soft labels")
     add_bool(g, "--serve_for_online", False, "save only the student's tensors (no teacher, projections)")
 
 
@@ -100,7 +101,7 @@ def kd_parser() -> argparse.ArgumentParser:
     add_student_args(parser)
     parser.add_argument("--teacher_logits", "--logits_saved_path", dest="teacher_logits", default=None,
                         help="teacher logits file (task_teacher.py --export_logits), one line per train row")
-    parser.add_argument("--alpha", type=float, default=0.2, help="weight of the soft-label loss in [0, 1]")
+    parser.add_argument("--alpha", type=finite_number, default=0.2, help="weight of the soft-label loss in [0, 1]")
     parser.set_defaults(temperature=5.0)
     return parser
 
@@ -136,8 +137,8 @@ def pkd_parser() -> argparse.ArgumentParser:
     add_train_args(parser, epochs=3, lr=5e-5)
     add_student_args(parser)
     parser.add_argument("--teacher_model", default=None, help="fine-tuned teacher snapshot")
-    parser.add_argument("--kd_alpha", type=float, default=0.9, help="weight of the soft-label loss")
-    parser.add_argument("--kd_beta", type=float, default=10.0, help="weight of the patient (intermediate) loss")
+    parser.add_argument("--kd_alpha", type=finite_number, default=0.9, help="weight of the soft-label loss")
+    parser.add_argument("--kd_beta", type=finite_number, default=10.0, help="weight of the patient (intermediate) loss")
     parser.add_argument("--pkd_mapping", choices=("skip", "last"), default="skip",
                         help="teacher layers the student's [CLS] states follow (paper: PKD-Skip / PKD-Last)")
     parser.add_argument("--pkd_variant", choices=("paper", "original"), default="paper",

@@ -22,10 +22,10 @@ from model_compress.jobs.common import (
     flags_of,
     load_classifier,
     load_task_data,
-    resolve_model_dir,
     write_results,
 )
 from model_compress.jobs.settings import DataSettings, TrainSettings, from_flags
+from model_compress.modeling.resolve import resolve_model
 from model_compress.training import distributed
 from model_compress.training.evaluation import Predictor
 from model_compress.training.objectives import ClassificationObjective, ClassifierLogits
@@ -82,7 +82,7 @@ def train_teacher(settings: TrainSettings, data, model_dir: str, vocab: str, out
 def run(args) -> dict:
     seed_everything(args.seed)
     settings = from_flags(TrainSettings, args)
-    model_dir = resolve_model_dir(args.model_load_dir)
+    model_dir = resolve_model(args.model_load_dir)
     vocab = find_vocab(model_dir, args.vocab_file)
     splits = sorted({"train", args.eval_split} | ({args.export_split} if args.export_logits else set()))
     data = load_task_data(from_flags(DataSettings, args), vocab, splits, model_dir=model_dir)

@@ -7,6 +7,7 @@ import argparse
 from model_compress.cli import (
     add_data_args,
     add_train_args,
+    finite_number,
     normalise_aliases,
     note_ignored,
     seed_everything,
@@ -30,12 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "phase 2 and evaluation: the successor snapshot")
     g.add_argument("--student_num_hidden_layers", type=int, default=3,
                    help="successor layers M; the teacher's N layers form M blocks of N / M")
-    g.add_argument("--replacing_rate", "--replace_prob", dest="replacing_rate", type=float, default=0.8,
+    g.add_argument("--replacing_rate", "--replace_prob", dest="replacing_rate", type=finite_number, default=0.8,
                    help="probability that a block runs its successor (the base rate of a linear scheduler); "
                         "1: successor-only fine-tuning")
     g.add_argument("--scheduler_type", choices=("none", "linear"), default="none",
                    help="none: constant rate; linear: min(1, replacing_rate + scheduler_linear_k * step)")
-    g.add_argument("--scheduler_linear_k", type=float, default=0.0006, help="slope of the linear scheduler")
+    g.add_argument("--scheduler_linear_k", type=finite_number, default=0.0006, help="slope of the linear scheduler")
     g.add_argument("--steps_for_replacing", type=int, default=0,
                    help="constant scheduler: rate 1 from this step on (0: never)")
     g.add_argument("--serve_for_online", default=None,

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 
 from model_compress import cli
-from model_compress.cli import add_bool, fail, user_errors
+from model_compress.cli import add_bool, fail, finite_number, user_errors
 from model_compress.data.augmentation import DEFAULT_N, TASK_N, AugmentSpec, ensure_augmented
 from model_compress.distill.intermediate import ATTENTION_KINDS
 from model_compress.jobs import settings as cfg
@@ -19,10 +19,10 @@ from model_compress.jobs.common import (
     find_vocab,
     load_model_snapshot,
     load_task_data,
-    resolve_model_dir,
 )
 from model_compress.jobs.pipelines.tinybert import train_tinybert
 from model_compress.jobs.student import add_student_args, run_settings
+from model_compress.modeling.resolve import resolve_model
 
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
 
@@ -34,7 +34,7 @@ def add_augment_args(parser: argparse.ArgumentParser) -> None:
                    help=f"tries per text, i.e. at most N new rows per text (default per task, e.g. SST-2 20; "
                         f"{DEFAULT_N} otherwise)")
     g.add_argument("--M", type=int, default=15, help="candidate replacements per word (nearest vocabulary words)")
-    g.add_argument("--p", type=float, default=0.4, help="probability of replacing each content word")
+    g.add_argument("--p", type=finite_number, default=0.4, help="probability of replacing each content word")
 
 
 def augment_spec(args: argparse.Namespace, task_name: str) -> AugmentSpec:
@@ -118,7 +118,7 @@ def augment(args: argparse.Namespace) -> tuple[str, int, bool]:
     if args.glove_embs:
         print("[augment] --glove_embs: no GloVe here; replacements come from the model's word embeddings",
               file=sys.stderr)
-    model_dir = resolve_model_dir(args.pretrained_bert_model)
+    model_dir = resolve_model(args.pretrained_bert_model)
     vocab = find_vocab(model_dir, args.vocab_file)
     data_dir = os.path.join(args.glue_dir, args.task_name)
     settings = cfg.DataSettings(task_name=args.task_name, data_dir=data_dir, seq_length=1,

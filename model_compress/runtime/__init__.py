@@ -65,9 +65,15 @@ def machine_setting() -> RuntimeSetting:
         return BASELINE
 
 
+def verbose() -> bool:
+    """MODEL_COMPRESS_VERBOSE=1 keeps OneFlow's own log lines and import messages (hidden otherwise)."""
+    return os.environ.get("MODEL_COMPRESS_VERBOSE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def _apply_env_defaults(setting: RuntimeSetting) -> None:
-    for name, value in CPU_DEFAULTS.items():
-        os.environ.setdefault(name, value)
+    if not verbose():
+        for name, value in CPU_DEFAULTS.items():
+            os.environ.setdefault(name, value)
     os.environ.setdefault("ONEFLOW_ENABLE_ONEDNN_OPTS", "1" if setting.onednn else "0")
     if setting.blas == BUNDLED and setting.coretype:
         os.environ.setdefault("OPENBLAS_CORETYPE", setting.coretype)
@@ -123,7 +129,7 @@ def _import_oneflow_quietly() -> None:
         captured.seek(0)
         text = captured.read().decode("utf-8", "replace")
     for line in text.splitlines():
-        if line.strip() and not any(noise in line for noise in _IMPORT_NOISE):
+        if line.strip() and (verbose() or not any(noise in line for noise in _IMPORT_NOISE)):
             sys.stderr.write(line + "\n")
 
 

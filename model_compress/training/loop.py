@@ -19,6 +19,7 @@ from tqdm import tqdm
 from model_compress.modeling.checkpoint.atomic import clean_leftovers, finish_retirement, plan_retirement
 from model_compress.training import distributed
 from model_compress.training.graph import make_train_step
+from model_compress.training.nonfinite import NonFiniteLoss, checked_loss
 from model_compress.training.optim import build_optimizer, build_scheduler, freeze_word_embeddings
 
 
@@ -152,8 +153,12 @@ def train(
         outputs = step_fn(*inputs)
         pending[:] = [outputs]
         step += 1
+        try:
+            loss_value = checked_loss(outputs[0], step, best.best_snapshot)
+        except NonFiniteLoss:
+            bar.close()
+            raise
         if step % 10 == 0 or step == total_steps:
-            loss_value = float(distributed.to_local_numpy(outputs[0]))
             bar.set_postfix(loss=f"{loss_value:.4f}", epoch=epoch)
         bar.update(1)
         if config.eval_every_step_num and step % config.eval_every_step_num == 0 and step != total_steps:

@@ -18,11 +18,8 @@ from tqdm import tqdm
 
 from model_compress.training import distributed
 from model_compress.training.graph import make_train_step
+from model_compress.training.nonfinite import NonFiniteLoss, checked_loss
 from model_compress.training.resume import lr_at, resumed_optimization
-
-
-class NonFiniteLoss(ArithmeticError):
-    """The loss became NaN or infinite at a logged step."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,11 +94,13 @@ def run_steps(
         step += 1
         window_steps += 1
         bar.update(1)
+        try:
+            step_loss = checked_loss(outputs[0], step, result.snapshot)
+        except NonFiniteLoss:
+            bar.close()
+            raise
         if step % config.logging_steps == 0 or step == config.max_steps:
-            loss_value = float(distributed.to_local_numpy(outputs[0]))
-            if not np.isfinite(loss_value):
-                bar.close()
-                raise NonFiniteLoss(f"the loss became {loss_value} at step {step}")
+            loss_value = step_loss
             result.losses.append((step, loss_value))
             rate = window_steps * config.sequences_per_step / max(time.perf_counter() - window_start, 1e-9)
             lr = lr_at(step, config.learning_rate, config.max_steps, config.warmup_steps)

@@ -11,6 +11,7 @@ from model_compress.data.processors.base import (
     check_columns,
     nonempty_text,
 )
+from model_compress.finite import NonFiniteError, finite_float
 
 
 class SentiProcessor(DataProcessor):
@@ -52,7 +53,9 @@ class SentiProcessor(DataProcessor):
             weight = None
             if has_weight:
                 try:
-                    weight = float(cols[5])
+                    weight = finite_float(cols[5])
+                except NonFiniteError as exc:
+                    raise DataFormatError(path, number, "weight", str(exc)) from None
                 except ValueError:
                     raise DataFormatError(path, number, "weight", f"not a number: {cols[5]!r}") from None
             guid = cols[0].strip() or f"{split}-{number}"

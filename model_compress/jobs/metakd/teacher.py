@@ -14,7 +14,7 @@ from model_compress.cli import (
     user_errors,
 )
 from model_compress.jobs import mft
-from model_compress.jobs.common import DEFAULT_MODEL, flags_of
+from model_compress.jobs.common import flags_of
 from model_compress.jobs.metakd.shared import add_attention_flag
 from model_compress.jobs.pipelines.metakd import dump_teacher, train_meta_teacher
 from model_compress.jobs.settings import (
@@ -25,6 +25,7 @@ from model_compress.jobs.settings import (
     TrainSettings,
     from_flags,
 )
+from model_compress.modeling.resolve import DEFAULT_MODEL
 
 # ----------------------------------------------------------------------------------------------
 # preprocess.py

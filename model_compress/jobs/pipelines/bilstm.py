@@ -12,12 +12,12 @@ from model_compress.jobs.common import (
     fit_classifier,
     load_classifier,
     load_task_data,
-    resolve_model_dir,
 )
 from model_compress.jobs.pipelines.student import evaluate_student, logits_from_file, with_teacher_outputs
 from model_compress.modeling.checkpoint import snapshot_config
 from model_compress.modeling.config import LSTMConfig
 from model_compress.modeling.lstm import DistilledBiLSTM
+from model_compress.modeling.resolve import resolve_model
 from model_compress.training import distributed
 from model_compress.training.sources import WithCachedTargets
 
@@ -48,7 +48,7 @@ def train_distilled_lstm(
     if run.do_train:
         if not (spec.teacher_logits or spec.teacher_model):
             fail("give --teacher_model (the fine-tuned teacher) or --teacher_logits (task_teacher.py --export_logits)")
-        teacher_dir = resolve_model_dir(spec.teacher_model)  # its vocabulary is the student's
+        teacher_dir = resolve_model(spec.teacher_model)  # its vocabulary is the student's
         vocab = find_vocab(teacher_dir, run.vocab_file)
         data = load_task_data(data_settings, vocab, model_dir=teacher_dir)
         teacher_config = snapshot_config(teacher_dir)

@@ -17,19 +17,21 @@ from model_compress.cli import fail, seed_everything
 from model_compress.data.corpus import CorpusStream, list_corpus_files
 from model_compress.data.tokenization import FullTokenizer
 from model_compress.distill.minilm import RelationDistillation, encoder_layer_of
-from model_compress.jobs.common import classifier_state, find_vocab, load_model_snapshot, resolve_model_dir
+from model_compress.jobs.common import classifier_state, find_vocab, load_model_snapshot
 from model_compress.jobs.settings import GeneralDistillSettings
 from model_compress.modeling.bert import BertForSequenceClassification, BertModel
 from model_compress.modeling.checkpoint import load_state_into, module_state_numpy, select_prefix
 from model_compress.modeling.config import BertConfig
+from model_compress.modeling.resolve import resolve_model
 from model_compress.training import distributed
+from model_compress.training.nonfinite import NonFiniteLoss
 from model_compress.training.resume import (
     SnapshotShapeMismatch,
     list_snapshots,
     load_newest_snapshot,
     save_step_snapshot,
 )
-from model_compress.training.steps import NonFiniteLoss, StepConfig, amp_active, build_step, run_steps
+from model_compress.training.steps import StepConfig, amp_active, build_step, run_steps
 
 ROLE = "general_distill_student"
 
@@ -143,7 +145,7 @@ def distill_general(settings: GeneralDistillSettings) -> dict:
     is_main = rank == 0
     seed_everything(settings.seed)  # same on every rank: identical student initialisation
 
-    teacher_dir = resolve_model_dir(settings.teacher_model_name_or_path)
+    teacher_dir = resolve_model(settings.teacher_model_name_or_path)
     vocab = find_vocab(teacher_dir, settings.vocab_file)
     teacher, teacher_cfg, t_layer = load_teacher(teacher_dir, settings.teacher_layer_index)
     if settings.max_seq_length > teacher_cfg.max_position_embeddings:

@@ -15,17 +15,13 @@ from collections.abc import Sequence
 
 from model_compress.cli import fail, seed_everything
 from model_compress.jobs.common import (
-    DEFAULT_MODEL,
-    REPO_ROOT,
     TaskData,
     find_vocab,
     load_task_data,
-    resolve_model_dir,
 )
 from model_compress.jobs.settings import DataSettings
+from model_compress.modeling.resolve import REPO_ROOT, resolve_model
 from model_compress.training import distributed
-
-SEED_MODEL_NAMES = ("uncased_L-12_H-768_A-12_oneflow",)
 
 
 def note(message: str) -> None:
@@ -44,23 +40,6 @@ class RunInputs:
     @property
     def data_dir(self) -> str:
         return self.data.data_dir
-
-
-def resolve_model(path: str | None) -> str:
-    """--model_load_dir as the seeds use it; the seed's BERT-base name falls back to the default model."""
-    if path and path != DEFAULT_MODEL and not os.path.exists(path):
-        if not os.path.isabs(path) and os.path.exists(os.path.join(REPO_ROOT, path)):
-            return os.path.join(REPO_ROOT, path)
-        name = os.path.basename(os.path.normpath(path))
-        if name in SEED_MODEL_NAMES:
-            beside = os.path.join(REPO_ROOT, "models", name)
-            if os.path.exists(beside):
-                return beside
-            default = resolve_model_dir(DEFAULT_MODEL)
-            note(f"{path} not found (here or in {os.path.dirname(beside)}): using the default pretrained "
-                  f"model {default} instead")
-            return default
-    return resolve_model_dir(path)
 
 
 def resolve_vocab(model_dir: str, vocab_file: str | None) -> str:

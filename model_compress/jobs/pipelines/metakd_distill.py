@@ -19,21 +19,20 @@ from model_compress.distill.metakd import TEACHER_ARRAYS, MetaDistillFirstStage,
 from model_compress.distill.objectives import VanillaKDObjective
 from model_compress.jobs import settings as cfg
 from model_compress.jobs.common import (
-    DEFAULT_MODEL,
     TaskData,
     fit_objective,
     load_classifier,
     save_classifier,
-    snapshot_in,
     write_results,
 )
 from model_compress.jobs.pipelines import metakd as meta_runs
-from model_compress.jobs.pipelines.inputs import prepare_inputs, resolve_model
+from model_compress.jobs.pipelines.inputs import prepare_inputs
 from model_compress.jobs.pipelines.mft import keep_weights, load_weights
 from model_compress.jobs.pipelines.student import build_student
 from model_compress.modeling.bert import BertForSequenceClassification
 from model_compress.modeling.checkpoint import SNAPSHOT_JSON
 from model_compress.modeling.config import BertConfig
+from model_compress.modeling.resolve import DEFAULT_MODEL, resolve_model
 from model_compress.modeling.slicing import slice_model
 from model_compress.training import distributed
 from model_compress.training.domains import make_domain_evaluator, per_domain
@@ -69,7 +68,7 @@ def _second_stage_source(student_model: str | None, output_dir: str, genre: str)
     stage-1 snapshot that one is taken (and said so), otherwise such a --student_model is refused.
     """
     own = first_stage_snapshot(output_dir, genre)
-    given = snapshot_in(resolve_model(student_model)) if student_model else None
+    given = resolve_model(student_model) if student_model else None
     if given and _is_first_stage_student(given):
         return given
     if os.path.isdir(own) and _is_first_stage_student(own):
@@ -97,7 +96,7 @@ def build_meta_student(spec: cfg.StudentSettings, stage: str, data: TaskData, re
         model, config = build_student(dataclasses.replace(spec, student_model=source), len(data.labels),
                                       reference_dir)
         return model, config, "random"
-    source_dir = snapshot_in(resolve_model(source))
+    source_dir = resolve_model(source)
     _check_vocab(source_dir, data.tokenizer.vocab)
     model, config, _ = load_classifier(source_dir, len(data.labels), student=True)
     # stage 2 continues the stage-1 student whatever its depth
@@ -159,7 +158,7 @@ def meta_distill(
     meta_runs.genre_id(kd.genre, domains)
     dev = meta_runs.dev_source(data, settings)
     result: dict = {"output_dir": output_dir}
-    snapshot = snapshot_in(resolve_model(student_source)) if student_source else None
+    snapshot = resolve_model(student_source) if student_source else None
     student = None
     if run.do_train:
         teacher, t_config, _ = load_classifier(model_dir, len(data.labels), verbose=False)

@@ -21,6 +21,7 @@ from model_compress.distill.meta import (
     prototypical_scores,
     scale_layer_indexes,
 )
+from model_compress.finite import NonFiniteError, require_finite
 from model_compress.jobs.common import (
     TaskData,
     evaluate_snapshot,
@@ -72,6 +73,10 @@ def load_weights(data_dir: str, count: int) -> np.ndarray:
     if len(scores) != count:
         fail(f"{path} holds {len(scores)} scores but {count} training examples are used: rerun preprocess.py "
              "with the same --train_example_num")
+    try:
+        require_finite(scores, path, row_name="example")
+    except NonFiniteError as exc:
+        fail(f"{exc}: rerun preprocess.py")
     return scores
 
 

@@ -26,11 +26,11 @@ from model_compress.jobs.common import (
     load_classifier,
     load_model_snapshot,
     load_task_data,
-    resolve_model_dir,
     write_results,
 )
 from model_compress.modeling.bert import BertForSequenceClassification
 from model_compress.modeling.config import BertConfig
+from model_compress.modeling.resolve import resolve_model
 from model_compress.training import distributed
 from model_compress.training.objectives import ClassificationObjective
 from model_compress.training.sources import WithCachedTargets
@@ -42,9 +42,9 @@ def build_student(spec: cfg.StudentSettings, num_labels: int, reference_dir: str
     if not spec.from_scratch:
         if not spec.student_model:
             fail("give --student_model (e.g. from bert-pkd_generate_student_model.py) or --from_scratch")
-        model, config, _ = load_classifier(resolve_model_dir(spec.student_model), num_labels, student=True)
+        model, config, _ = load_classifier(resolve_model(spec.student_model), num_labels, student=True)
         return model, config
-    size_dir = resolve_model_dir(spec.student_model) if spec.student_model else reference_dir
+    size_dir = resolve_model(spec.student_model) if spec.student_model else reference_dir
     _, ref_config, _ = load_model_snapshot(size_dir, "derive the student's size from it",
                                            student=bool(spec.student_model))
     changes = {"num_hidden_layers": spec.student_num_hidden_layers, "num_labels": num_labels}
@@ -76,7 +76,7 @@ def evaluate_student(run: cfg.RunSettings, data_settings: cfg.DataSettings, sett
     """--do_eval of a student job: the trained (or given --student_model) snapshot on the dev split."""
     if not snapshot:
         fail("--do_eval without --do_train needs --student_model")
-    snap_dir = resolve_model_dir(snapshot)
+    snap_dir = resolve_model(snapshot)
     data = load_task_data(data_settings, find_vocab(snap_dir, run.vocab_file), model_dir=snap_dir, student=True)
     return evaluate_and_report(settings, run.flags, snap_dir, data, run.result_dir or output_dir, role)
 
@@ -110,7 +110,7 @@ def train_kd(
     kd: cfg.KDSettings,
 ) -> dict:
     """Vanilla KD of a student from a teacher logits file (best dev snapshot), then its dev metrics."""
-    reference = resolve_model_dir(student.student_model)
+    reference = resolve_model(student.student_model)
     vocab = find_vocab(reference, run.vocab_file)
     data = load_task_data(data_settings, vocab, model_dir=reference, student=True)
     output_dir = run.model_save_dir or os.path.join("output", f"student-kd-{settings.task_name}")
@@ -165,7 +165,7 @@ def teacher_inputs(teacher_model: str | None, run: cfg.RunSettings, data_setting
     the teacher, its config); exit 2 without --teacher_model."""
     if not teacher_model:
         fail("--teacher_model is required for training")
-    teacher_dir = resolve_model_dir(teacher_model)
+    teacher_dir = resolve_model(teacher_model)
     vocab = find_vocab(teacher_dir, run.vocab_file)
     data = load_task_data(data_settings, vocab, model_dir=teacher_dir)
     teacher, t_config, _ = load_classifier(teacher_dir, len(data.labels))
@@ -216,7 +216,7 @@ def train_no_teacher(
     run: cfg.RunSettings, data_settings: cfg.DataSettings, settings: cfg.TrainSettings, spec: cfg.StudentSettings
 ) -> dict:
     """Plain fine-tuning of a student on hard labels (no teacher signal), then its dev metrics."""
-    reference = resolve_model_dir(spec.student_model)
+    reference = resolve_model(spec.student_model)
     vocab = find_vocab(reference, run.vocab_file)
     data = load_task_data(data_settings, vocab, model_dir=reference, student=True)
     output_dir = run.model_save_dir or os.path.join("output", f"student-ce-{settings.task_name}")

@@ -13,6 +13,7 @@ from model_compress.jobs import settings as cfg
 from model_compress.jobs.pipelines.student import evaluate_student
 from model_compress.modeling.bert import BertForSequenceClassification
 from model_compress.modeling.checkpoint import load_state_into, module_state_numpy
+from model_compress.modeling.resolve import resolve_model
 from model_compress.modeling.slicing import slice_layers
 from model_compress.training import distributed
 from model_compress.training.objectives import ClassificationObjective
@@ -36,7 +37,7 @@ def replacing_objective(
     """Phase 1: (objective, successor, training batches with replacing gates)."""
     teacher, t_config, _ = common.load_classifier(teacher_dir, len(data.labels))
     if student_model:
-        successor, s_config, _ = common.load_classifier(common.resolve_model_dir(student_model), len(data.labels),
+        successor, s_config, _ = common.load_classifier(resolve_model(student_model), len(data.labels),
                                                         student=True)
         if s_config.hidden_size != t_config.hidden_size:
             fail(f"--student_model {student_model} is {s_config.hidden_size} wide but the teacher "
@@ -73,7 +74,7 @@ def train_theseus(
             if not student_model:
                 fail("--replacing_rate 1 fine-tunes the successor alone (phase 2): give --student_model "
                      "(the phase-1 snapshot)")
-            source_dir = common.resolve_model_dir(student_model)
+            source_dir = resolve_model(student_model)
             vocab = common.find_vocab(source_dir, run.vocab_file)
             data = common.load_task_data(data_settings, vocab, model_dir=source_dir, student=True)
             successor, _, _ = common.load_classifier(source_dir, len(data.labels), student=True)
@@ -84,7 +85,7 @@ def train_theseus(
         else:
             if not theseus.teacher_model:
                 fail("--teacher_model (the fine-tuned predecessor) is required while --replacing_rate < 1")
-            source_dir = common.resolve_model_dir(theseus.teacher_model)
+            source_dir = resolve_model(theseus.teacher_model)
             vocab = common.find_vocab(source_dir, run.vocab_file)
             data = common.load_task_data(data_settings, vocab, model_dir=source_dir)
             objective, successor, train = replacing_objective(run, settings, data, source_dir, student_model,

@@ -32,13 +32,12 @@ from model_compress.jobs.common import (
     fit_objective,
     load_classifier,
     load_task_data,
-    resolve_model_dir,
     save_classifier,
-    snapshot_in,
 )
 from model_compress.jobs.pipelines.student import build_student, evaluate_and_report, teacher_inputs
 from model_compress.modeling.bert import BertForSequenceClassification
 from model_compress.modeling.config import BertConfig
+from model_compress.modeling.resolve import resolve_model
 from model_compress.modeling.slicing import slice_model
 from model_compress.training import distributed
 from model_compress.training.graph import graph_free_copy
@@ -69,7 +68,7 @@ def build_tinybert_student(spec: cfg.StudentSettings, layer_list: str | None, te
         fail("give --student_model (e.g. a general TinyBERT snapshot), --layer_list (teacher layers) or "
              "--from_scratch (with --student_num_hidden_layers / --student_hidden_size ...)")
     if spec.student_model and not spec.from_scratch:
-        check_model_inputs(resolve_model_dir(spec.student_model), vocab, seq_length, student=True)
+        check_model_inputs(resolve_model(spec.student_model), vocab, seq_length, student=True)
     model, config = build_student(spec, num_labels, teacher_dir)
     return model, config, "random" if spec.from_scratch else spec.student_model
 
@@ -152,7 +151,7 @@ def prediction_step(settings: cfg.TrainSettings, run: cfg.RunSettings, tb: cfg.T
 def continued_student(spec: cfg.StudentSettings, output_dir: str) -> str:
     """Step 2 alone continues a step-1 student: --student_model, else this run's ``snapshot_intermediate``."""
     if spec.student_model:
-        return snapshot_in(resolve_model_dir(spec.student_model))
+        return resolve_model(spec.student_model)
     own = os.path.join(output_dir, INTERMEDIATE_SNAPSHOT)
     if os.path.isdir(own):
         note(f"step 2 continues the step-1 student {own}")
@@ -204,7 +203,7 @@ def train_tinybert(run: cfg.RunSettings, data_settings: cfg.DataSettings, settin
             fail("--do_eval without --do_train needs --student_model")
         if run.do_train and not tb.pred_distill:
             note("--do_eval after step 1 alone evaluates an untrained classifier head")
-        snap_dir = snapshot_in(resolve_model_dir(snapshot))
+        snap_dir = resolve_model(snapshot)
         vocab = find_vocab(snap_dir, run.vocab_file)
         data = load_task_data(data_settings, vocab, model_dir=snap_dir, student=True)
         result["eval"] = evaluate_and_report(settings, run.flags, snap_dir, data, run.result_dir or output_dir, ROLE)

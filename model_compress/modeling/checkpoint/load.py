@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from model_compress.finite import NonFiniteError, require_finite
 from model_compress.modeling.checkpoint.hf import SAFETENSORS_FILE, import_hf_safetensors
 from model_compress.modeling.checkpoint.legacy import (
     STUDENT_PREFIX,
@@ -97,6 +98,15 @@ def snapshot_config(path: str, prefer_student: bool = False) -> BertConfig | Non
     return None
 
 
+def _require_finite_state(path: str, state: State) -> None:
+    """A checkpoint whose weights hold NaN/inf (a diverged or damaged run) is refused, naming the tensor."""
+    for key, value in state.items():
+        try:
+            require_finite(value, f"{path}: weight {key}", row_name="index")
+        except NonFiniteError as exc:
+            raise CheckpointError(str(exc)) from None
+
+
 def load_snapshot(
     path: str, config: BertConfig | None = None, legacy_prefix: str | None = None, prefer_student: bool = False
 ) -> tuple[State, BertConfig | None, dict[str, Any]]:
@@ -146,6 +156,7 @@ def load_snapshot(
         else:
             found = _config_beside(path)
         meta["snapshot_format"] = fmt
+        _require_finite_state(path, state)
         return state, config or found, meta
     if fmt == "legacy":
         config = config or _config_beside(path)
@@ -156,9 +167,11 @@ def load_snapshot(
         skipped: list[str] = []
         state = read_legacy_snapshot(path, config, prefix=legacy_prefix, skipped=skipped)
         meta = {"snapshot_format": "legacy", "legacy_prefix": legacy_prefix, "skipped": skipped}
+        _require_finite_state(path, state)
         return state, config, meta
     if fmt == "hf":
         state, found = import_hf_safetensors(path)
+        _require_finite_state(path, state)
         return state, config or found, {"snapshot_format": "hf"}
     raise ValueError(
         f"{path} is not a checkpoint model_compress can read: expected a project snapshot "
