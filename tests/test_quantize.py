@@ -10,6 +10,7 @@ import pytest
 
 from model_compress.data.processors import get_processor
 from model_compress.data.tokenization import FullTokenizer
+from model_compress.easynlp.app import run as easynlp_run
 from model_compress.jobs import export as export_job
 from model_compress.jobs import predict as predict_job
 from model_compress.modeling.bert import BertForSequenceClassification, init_bert_weights
@@ -68,6 +69,8 @@ def sound(tmp_path_factory):
     model, config = tiny_classifier(5)
     snapshot = save(model, config, str(root / "snapshot_best"))
     labelled_by_model(module_state_numpy(model), config, str(root / "data"))
+    labels = [ex.label for ex in get_dev_examples(root / "data")]
+    assert 10 < labels.count("1") < 70  # both classes among the gate's rows
     return snapshot, str(root / "data")
 
 
@@ -130,6 +133,16 @@ def test_dynamic_int8_export_passes_gate_and_serves(sound, tmp_path, capsys):
     rows = [line.rstrip("\n").split("\t") for line in open(table, encoding="utf-8")]
     right = sum(LABELS.index(pred) == int(label) for pred, label in rows)
     assert right == round(result.gate.int8_accuracy * 80)
+
+    # and so does `easynlp --mode predict` (a headerless EasyNLP table)
+    lines = open(os.path.join(data, "dev.tsv"), encoding="utf-8").readlines()[1:]
+    (tmp_path / "easynlp.tsv").write_text("".join(lines), encoding="utf-8")
+    done = easynlp_run(["--mode=predict", f"--tables={tmp_path / 'easynlp.tsv'}", f"--outputs={tmp_path / 'e.tsv'}",
+                        "--input_schema=sent:str:1,label:str:1", "--first_sequence=sent", f"--checkpoint_path={out}",
+                        "--sequence_length=64", "--micro_batch_size=16", "--output_schema=predictions",
+                        "--append_cols=label"])
+    assert done["snapshot"] == model_file
+    assert [line.rstrip("\n").split("\t") for line in open(tmp_path / "e.tsv", encoding="utf-8")] == rows
 
 
 def test_static_int8_export_with_calibration_rows(sound, tmp_path, capsys):

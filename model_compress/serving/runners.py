@@ -184,3 +184,17 @@ def open_classifier(path: str, backend: str | None = None, labels: Sequence[str]
 
         runner = OnnxRunner(build_classifier_onnx(servable.state, servable.config), trim=True)
     return Classifier(runner, servable.labels, vocab, None, servable.config.max_position_embeddings)
+
+
+def classify_examples(model: Classifier, examples: Sequence[InputExample], seq_length: int, batch_size: int,
+                      vocab_file: str | None = None) -> np.ndarray:
+    """Logits [rows, labels] of ``model`` over ``examples``, tokenized with its own vocab and casing."""
+    from model_compress.data.tokenization import FullTokenizer
+
+    vocab = vocab_file or model.vocab_file
+    if not vocab or not os.path.isfile(vocab):
+        raise ServingError("no vocab.txt beside the model: pass --vocab_file")
+    tokenizer = FullTokenizer(vocab, do_lower_case=True if model.do_lower_case is None else model.do_lower_case)
+    batches = [model(encode_examples(examples[s:s + batch_size], tokenizer, seq_length))
+               for s in range(0, len(examples), batch_size)]
+    return np.concatenate(batches) if batches else np.zeros((0, len(model.labels)), np.float32)
