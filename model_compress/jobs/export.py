@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--label_enumerate_values", default=None,
                         help="label names in id order, comma separated (default: from the snapshot)")
     parser.add_argument("--parity_data", default=DEFAULT_PARITY_DATA,
-                        help="SST-2-style folder whose dev.tsv rows the parity check runs on")
+                        help="SST-2-style folder whose dev.tsv rows the parity check runs on (with --quantize "
+                             "int8 also the accuracy gate: every labelled row)")
     parser.add_argument("--parity_rows", type=int, default=16, help="rows in the parity batch")
     parser.add_argument("--parity_seq_length", type=int, default=64, help="sequence length of the parity batch")
     parser.add_argument("--tolerance", type=float, default=1e-4,

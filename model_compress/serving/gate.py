@@ -29,11 +29,13 @@ class AccuracyGateError(RuntimeError):
 
 @dataclasses.dataclass
 class GateResult:
+    """The gate's figures (accuracies as fractions, the limit in points) and its verdict."""
+
     rows: int
     fp32_accuracy: float
     int8_accuracy: float
-    agreement: float
-    max_logit_diff: float
+    agreement: float  # share of rows where the two predictions agree
+    max_logit_diff: float  # inf when int8 gave a non-finite logit
     max_drop: float = DEFAULT_MAX_DROP
 
     @property
