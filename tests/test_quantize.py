@@ -10,6 +10,7 @@ import pytest
 
 from model_compress.data.processors import get_processor
 from model_compress.data.tokenization import FullTokenizer
+from model_compress.easynlp.app import main as easynlp_main
 from model_compress.easynlp.app import run as easynlp_run
 from model_compress.jobs import export as export_job
 from model_compress.jobs import predict as predict_job
@@ -128,7 +129,8 @@ def test_dynamic_int8_export_passes_gate_and_serves(sound, tmp_path, capsys):
     # predict serves the int8 folder through onnxruntime; its predictions are the gate's
     table = str(tmp_path / "pred.tsv")
     stats = predict_job.main(["--tables", os.path.join(data, "dev.tsv"), "--outputs", table,
-                              "--sequence_length", "64", "--checkpoint_path", out, "--append_cols", "label"])
+                              "--sequence_length", "64", "--checkpoint_path", out, "--append_cols", "label",
+                              "--ort_threads", "1"])
     assert stats["backend"] == "onnxruntime" and stats["rows"] == 80
     rows = [line.rstrip("\n").split("\t") for line in open(table, encoding="utf-8")]
     right = sum(LABELS.index(pred) == int(label) for pred, label in rows)
@@ -143,6 +145,12 @@ def test_dynamic_int8_export_passes_gate_and_serves(sound, tmp_path, capsys):
                         "--append_cols=label"])
     assert done["snapshot"] == model_file
     assert [line.rstrip("\n").split("\t") for line in open(tmp_path / "e.tsv", encoding="utf-8")] == rows
+    with pytest.raises(SystemExit) as too_long:
+        easynlp_main(["--mode=predict", f"--tables={tmp_path / 'easynlp.tsv'}", f"--outputs={tmp_path / 'f.tsv'}",
+                      "--input_schema=sent:str:1,label:str:1", "--first_sequence=sent", f"--checkpoint_path={out}",
+                      "--sequence_length=65"])
+    assert too_long.value.code == 2 and "max_position_embeddings 64" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "f.tsv")
 
 
 def test_static_int8_export_with_calibration_rows(sound, tmp_path, capsys):

@@ -264,6 +264,9 @@ def run_predict(args, udp: dict[str, str], settings: TrainSettings) -> dict:
             model = open_classifier(exported, "onnxruntime", _labels_flag(args))
         except ServingError as exc:
             raise UsageError("--checkpoint_path", str(exc)) from None
+        if model.max_length and args.sequence_length > model.max_length:
+            raise UsageError("--sequence_length", f"{args.sequence_length} exceeds {exported}'s "
+                             f"max_position_embeddings {model.max_length}")
         snapshot, labels = exported, model.labels
     else:
         snapshot = _checkpoint(args)

@@ -150,11 +150,13 @@ def onnx_file(path: str) -> str | None:
     return inside if os.path.isdir(path) and os.path.isfile(inside) else None
 
 
-def open_classifier(path: str, backend: str | None = None, labels: Sequence[str] | None = None) -> Classifier:
+def open_classifier(path: str, backend: str | None = None, labels: Sequence[str] | None = None,
+                    threads: int = 0) -> Classifier:
     """A classifier from a snapshot (any format the toolkit reads) or an exported ONNX file/folder.
 
     ``backend`` is ``"oneflow"`` (nn.Graph; snapshots only) or ``"onnxruntime"`` (an ONNX file, or a
     snapshot converted in memory); None chooses onnxruntime for ONNX files and OneFlow otherwise.
+    ``threads``: onnxruntime's intra-op threads (0: its default, one per physical core).
     """
     if not os.path.exists(path):
         raise ServingError(f"{path} does not exist")
@@ -168,7 +170,7 @@ def open_classifier(path: str, backend: str | None = None, labels: Sequence[str]
     if exported:
         if backend != "onnxruntime":
             raise ServingError(f"{path} is an ONNX model: use --backend onnxruntime")
-        runner = OnnxRunner(exported, trim=True)
+        runner = OnnxRunner(exported, threads=threads, trim=True)
         meta = runner.metadata
         names = list(labels or json.loads(meta.get(LABELS_KEY, "null")) or [])
         lower = json.loads(meta[LOWER_CASE_KEY]) if LOWER_CASE_KEY in meta else None
@@ -182,7 +184,7 @@ def open_classifier(path: str, backend: str | None = None, labels: Sequence[str]
     else:
         from model_compress.serving.onnx_graph import build_classifier_onnx
 
-        runner = OnnxRunner(build_classifier_onnx(servable.state, servable.config), trim=True)
+        runner = OnnxRunner(build_classifier_onnx(servable.state, servable.config), threads=threads, trim=True)
     return Classifier(runner, servable.labels, vocab, None, servable.config.max_position_embeddings)
 
 
