@@ -133,5 +133,5 @@ for run in teacher "student_$STUDENT_ALGO" student_no_teacher; do
 done
 
 echo "== 5/5 serving: the $STUDENT_ALGO student exported to ONNX; speed timed interleaved"
-OUT="$OUT" STUDENT_ALGO="$STUDENT_ALGO" bash "$(dirname "${BASH_SOURCE[0]}")/demo_report.sh"
+OUT="$OUT" STUDENT_ALGO="$STUDENT_ALGO" DATA="$DATA" bash "$(dirname "${BASH_SOURCE[0]}")/demo_report.sh"
 echo "== results above: $DATA (dev), $(( $(date +%s) - START )) s in all"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The demo's last step, on its finished runs: export the distilled student to ONNX, then print teacher vs
 # students (dev accuracy, size) with their speed timed interleaved on the same batches (medians over
-# SPEED_ROUNDS rounds), and the ONNX student's onnxruntime samples/s beside its OneFlow figure.
+# SPEED_ROUNDS rounds), and the ONNX student's onnxruntime samples/s beside its OneFlow figure, with its
+# int8 export (dynamic, accuracy-gated on DATA's dev rows) beside it: samples/s and dev accuracy.
 #   OUT=output/demo  STUDENT_ALGO=tinybert (the distilled run is $OUT/student_$STUDENT_ALGO)  SPEED_ROUNDS=7
+#   DATA=data/glue_data/SST-2 (the demo's data folder: the int8 gate's dev rows)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 OUT=${OUT:-output/demo}
@@ -16,6 +18,9 @@ if [ ! -f "$RUN/results_eval.json" ]; then
     exit 2
 fi
 "$PYTHON" -m model_compress.export --model_dir "$RUN/snapshot_best" --format onnx --output_dir "${RUN}_onnx" --force
+"$PYTHON" -m model_compress.export --model_dir "$RUN/snapshot_best" --format onnx --quantize int8 \
+    --parity_data "${DATA:-data/glue_data/SST-2}" --output_dir "${RUN}_int8" --force
 echo
 "$PYTHON" -m model_compress.jobs.report --speed_rounds "$SPEED_ROUNDS" --onnx "$STUDENT=${RUN}_onnx" \
+    --onnx "$STUDENT=${RUN}_int8" \
     "teacher (6 layers)=$OUT/teacher" "$STUDENT=$RUN" "no-teacher student (3)=$OUT/student_no_teacher"

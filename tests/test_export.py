@@ -269,6 +269,11 @@ def test_demo_tail_exports_and_times_interleaved(teacher_dir, student_dir, tmp_p
     assert any(line.startswith("TinyBERT student (3 layers)") and line.endswith("x") for line in lines)
     assert "median of 2 interleaved rounds" in done.stdout
     assert any(line.startswith("TinyBERT student (3 layers) exported to ONNX, onnxruntime: ") for line in lines)
+    # the int8 export beside it: its samples/s and its dev accuracy beside the fp32 export's (from its gate)
+    assert any(line.startswith("TinyBERT student (3 layers) exported to int8 ONNX, onnxruntime: ") for line in lines)
+    gate = json.load(open(out / "student_tinybert_int8" / "quantization.json"))["gate"]
+    assert f"its dev accuracy {gate['int8_accuracy']:.4f} beside the fp32 export's {gate['fp32_accuracy']:.4f}" \
+        in done.stdout and gate["rows"] == 300
 
     missing = subprocess.run(["bash", script], capture_output=True, text=True, timeout=60,
                              env={**os.environ, "OUT": str(out), "STUDENT_ALGO": "kd"})

@@ -51,6 +51,8 @@ from model_compress.easynlp.schema import (
 )
 from model_compress.jobs.common import TaskData, evaluate_snapshot, find_vocab, load_model_snapshot, write_results
 from model_compress.jobs.settings import StudentSettings, TrainSettings
+from model_compress.serving import ServingError
+from model_compress.serving.runners import classify_examples, onnx_file, open_classifier
 from model_compress.training import distributed
 
 PROG = "easynlp"
@@ -256,8 +258,19 @@ def run_predict(args, udp: dict[str, str], settings: TrainSettings) -> dict:
     if not args.outputs:
         raise UsageError("--outputs", "is required in --mode=predict (the output tsv)")
     outputs = parse_output_schema(args.output_schema)
-    snapshot = _checkpoint(args)
-    labels = snapshot_labels(snapshot, args)
+    exported = onnx_file(args.checkpoint_path or args.checkpoint_dir or "")
+    if exported:
+        try:
+            model = open_classifier(exported, "onnxruntime", _labels_flag(args))
+        except ServingError as exc:
+            raise UsageError("--checkpoint_path", str(exc)) from None
+        if model.max_length and args.sequence_length > model.max_length:
+            raise UsageError("--sequence_length", f"{args.sequence_length} exceeds {exported}'s "
+                             f"max_position_embeddings {model.max_length}")
+        snapshot, labels = exported, model.labels
+    else:
+        snapshot = _checkpoint(args)
+        labels = snapshot_labels(snapshot, args)
     columns = parse_schema(args.input_schema)
     spec = make_spec(columns, args.first_sequence, args.second_sequence)
     append = split_list("--append_cols", args.append_cols)
@@ -266,9 +279,15 @@ def run_predict(args, udp: dict[str, str], settings: TrainSettings) -> dict:
             raise UsageError("--append_cols", f"{name!r} is not a column of --input_schema ({', '.join(spec.names)})")
     path = tables_of(args, 1)[0]
     table = read_table(path, spec, args.skip_first_line)
-    with tempfile.TemporaryDirectory(prefix="easynlp-records-") as records:
-        data = task_data({"test": table}, labels, find_vocab(snapshot, None), args.sequence_length, records)
-        logits, _ = predict_logits(settings, snapshot, data, "test")
+    if exported:  # an exported ONNX file/folder (fp32 or int8): onnxruntime
+        try:
+            logits = classify_examples(model, table.examples, args.sequence_length, max(args.micro_batch_size, 1))
+        except ServingError as exc:
+            raise UsageError("--checkpoint_path", str(exc)) from None
+    else:
+        with tempfile.TemporaryDirectory(prefix="easynlp-records-") as records:
+            data = task_data({"test": table}, labels, find_vocab(snapshot, None), args.sequence_length, records)
+            logits, _ = predict_logits(settings, snapshot, data, "test")
     write_lines_atomic(args.outputs, output_rows(logits, labels, outputs, table.fields, append))
     note(f"{len(table.examples)} rows of {','.join(outputs)} from {snapshot} written to {args.outputs}")
     return {"snapshot": snapshot, "outputs": args.outputs, "logits": logits}

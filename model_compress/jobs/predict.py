@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="snapshot (project, legacy OneFlow, HF) or exported ONNX file/folder")
     parser.add_argument("--backend", default=None, choices=("oneflow", "onnxruntime"),
                         help="default: onnxruntime for an ONNX file, OneFlow nn.Graph otherwise")
+    parser.add_argument("--ort_threads", type=int, default=0,
+                        help="onnxruntime intra-op threads (0: its default, one per core; 1 was faster on a "
+                             "loaded 2-core machine, docs/benchmarks.md)")
     parser.add_argument("--micro_batch_size", type=positive_int, default=32, help="rows per batch")
     parser.add_argument("--sequence_length", type=positive_int, default=128, help="max tokens per row")
     parser.add_argument("--vocab_file", default=None, help="vocab.txt (default: the one beside the model)")
@@ -101,7 +104,8 @@ def run(args) -> dict:
         args.checkpoint_path = resolve_model(args.checkpoint_path, "--checkpoint_path")
     table, columns, appended_cols = read_input(args)
     examples = table.examples
-    model = open_classifier(args.checkpoint_path, args.backend, label_list(args.label_enumerate_values))
+    model = open_classifier(args.checkpoint_path, args.backend, label_list(args.label_enumerate_values),
+                            max(args.ort_threads, 0))
     if model.max_length and args.sequence_length > model.max_length:
         raise ServingError(f"--sequence_length {args.sequence_length} exceeds the model's "
                            f"max_position_embeddings {model.max_length}")

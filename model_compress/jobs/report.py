@@ -8,7 +8,8 @@ The first run is the reference for the speed-up column. By default the speed col
 eval throughput; with `--speed_rounds N` the runs' snapshots are instead timed interleaved on the same
 batch (the eval batch size and sequence length of the first run), N rounds, medians, so machine load
 cannot favour one run. `--onnx NAME=EXPORT` also times run NAME's exported ONNX model through
-onnxruntime in the same rounds and prints it beside the OneFlow figure.
+onnxruntime in the same rounds and prints it beside the OneFlow figure; it may be repeated for one run
+(e.g. its fp32 and int8 exports: an int8 export also prints the dev accuracies of its accuracy gate).
 """
 
 from __future__ import annotations
@@ -43,7 +44,14 @@ def format_table(rows: list[tuple[str, dict]], speedups: dict[str, float] | None
     return "\n".join(lines)
 
 
-def measure_interleaved(rows: list[tuple[str, dict]], onnx: dict[str, str], rounds: int):
+def onnx_label(name: str, path: str) -> str:
+    """The timing label of run ``name``'s export at ``path`` (int8 exports are marked)."""
+    from model_compress.serving.quantize import read_quantization
+
+    return f"{name} [onnxruntime{' int8' if read_quantization(path) else ''}]"
+
+
+def measure_interleaved(rows: list[tuple[str, dict]], onnx: list[tuple[str, str]], rounds: int):
     """Time every run's snapshot (OneFlow nn.Graph) and the given ONNX exports on one shared batch."""
     import numpy as np
 
@@ -60,8 +68,8 @@ def measure_interleaved(rows: list[tuple[str, dict]], onnx: dict[str, str], roun
     try:
         for name, result in rows:
             models[name] = open_classifier(result["snapshot"], "oneflow")
-        for name, path in onnx.items():
-            models[f"{name} [onnxruntime]"] = open_classifier(path, "onnxruntime")
+        for name, path in onnx:
+            models[onnx_label(name, path)] = open_classifier(path, "onnxruntime")
     except ServingError as exc:
         raise SystemExit(f"error: {exc}") from None
     calls = {name: (lambda m=model: m(inputs)) for name, model in models.items()}
@@ -80,8 +88,8 @@ def main(argv=None) -> None:
     for item in args.runs:
         name, _, directory = item.partition("=")
         rows.append((name, load_result(directory or name)))
-    onnx = dict(item.partition("=")[::2] for item in args.onnx)
-    unknown = [name for name in onnx if name not in dict(rows)]
+    onnx = [tuple(item.partition("=")[::2]) for item in args.onnx]
+    unknown = [name for name, _ in onnx if name not in dict(rows)]
     if unknown:
         raise SystemExit(f"error: --onnx names {unknown} are not among the runs {[n for n, _ in rows]}")
     if args.speed_rounds <= 0:
@@ -93,11 +101,20 @@ def main(argv=None) -> None:
     print(format_table(measured, {name: timing.speedup(name, reference) for name, _ in rows}, "samples/s"))
     print(f"samples/s: OneFlow nn.Graph, batch {batch} x seq {seq}, median of {timing.rounds} interleaved rounds; "
           "speed-up: median of the per-round ratios")
-    for name in onnx:
-        ort = f"{name} [onnxruntime]"
-        print(f"{name} exported to ONNX, onnxruntime: {timing.samples_per_second(ort):.1f} samples/s beside "
+    from model_compress.serving.quantize import read_quantization
+
+    for name, path in onnx:
+        ort = onnx_label(name, path)
+        record = read_quantization(path)
+        kind = "int8 ONNX" if record else "ONNX"
+        print(f"{name} exported to {kind}, onnxruntime: {timing.samples_per_second(ort):.1f} samples/s beside "
               f"OneFlow's {timing.samples_per_second(name):.1f} ({timing.speedup(ort, name):.2f}x; "
               f"{timing.speedup(ort, reference):.2f}x the OneFlow {reference})")
+        if record:
+            gate = record["gate"]
+            print(f"    its dev accuracy {gate['int8_accuracy']:.4f} beside the fp32 export's "
+                  f"{gate['fp32_accuracy']:.4f} ({gate['rows']} rows of the accuracy gate; "
+                  f"predictions agree on {100 * gate['agreement']:.1f}%)")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,19 @@ class ExportResult:
     format: str
     files: list[str]
     parity: ParityResult
+    quantization: object | None = None  # quantize.QuantizeReport of an int8 export
+    gate: object | None = None  # gate.GateResult of an int8 export
+
+
+@dataclasses.dataclass
+class Int8Request:
+    """An int8 export: the settings, the labelled dev rows of the accuracy gate, calibration rows (static)."""
+
+    settings: object  # quantize.QuantizeSettings
+    dev_inputs: Mapping[str, np.ndarray]
+    dev_labels: np.ndarray
+    calibration: Mapping[str, np.ndarray] | None = None
+    max_accuracy_drop: float = 1.0
 
 
 def classifier_keys(config: BertConfig) -> list[str]:
@@ -201,17 +214,22 @@ def export_servable(
     do_lower_case: bool = True,
     force: bool = False,
     tolerance: float | None = None,
+    int8: Int8Request | None = None,
 ) -> ExportResult:
     """Write ``servable`` as ``fmt`` to ``output_dir`` after a parity check on ``parity_inputs``.
 
-    ``parity_inputs`` are int ``input_ids``/``attention_mask``/``token_type_ids`` [rows, seq]. Raises
-    ServingError for user mistakes and ParityError when the exported logits are off; in both cases
-    nothing is left at ``output_dir`` (an existing directory replaced with ``force`` stays as it was).
+    ``parity_inputs`` are int ``input_ids``/``attention_mask``/``token_type_ids`` [rows, seq]. With
+    ``int8`` (ONNX only) the parity-checked fp32 file is then quantized and must pass the accuracy gate
+    (`serving.quantize.quantize_folder`). Raises ServingError for user mistakes, ParityError when the
+    exported logits are off and AccuracyGateError when the int8 model loses too much accuracy; in each
+    case nothing is left at ``output_dir`` (an existing directory replaced with ``force`` stays as it was).
     """
     from model_compress.serving.hf import write_hf_folder
     from model_compress.serving.parity import TOLERANCE
     if fmt not in FORMATS:
         raise ServingError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if int8 is not None and fmt != "onnx":
+        raise ServingError("--quantize int8 needs --format onnx")
     if not os.path.isfile(vocab_file):
         raise ServingError(f"vocab file {vocab_file} does not exist")
     check_output_dir(output_dir, force, servable.source)
@@ -229,9 +247,16 @@ def export_servable(
                                 TOLERANCE if tolerance is None else tolerance)
         if not parity.ok:
             raise ParityError(f"{fmt} export of {servable.source} failed the parity check: {parity.describe()}")
+        report = gate = None
+        if int8 is not None:
+            from model_compress.serving.quantize import QUANTIZATION_FILE, quantize_folder
+
+            report, gate = quantize_folder(tmp, int8.settings, int8.dev_inputs, int8.dev_labels, int8.calibration,
+                                           int8.max_accuracy_drop)
+            files.append(os.path.join(tmp, QUANTIZATION_FILE))
         install_dir(tmp, output_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     names = sorted(os.path.relpath(f, tmp) for f in files)
-    return ExportResult(output_dir, fmt, names, parity)
+    return ExportResult(output_dir, fmt, names, parity, report, gate)

@@ -150,11 +150,13 @@ def onnx_file(path: str) -> str | None:
     return inside if os.path.isdir(path) and os.path.isfile(inside) else None
 
 
-def open_classifier(path: str, backend: str | None = None, labels: Sequence[str] | None = None) -> Classifier:
+def open_classifier(path: str, backend: str | None = None, labels: Sequence[str] | None = None,
+                    threads: int = 0) -> Classifier:
     """A classifier from a snapshot (any format the toolkit reads) or an exported ONNX file/folder.
 
     ``backend`` is ``"oneflow"`` (nn.Graph; snapshots only) or ``"onnxruntime"`` (an ONNX file, or a
     snapshot converted in memory); None chooses onnxruntime for ONNX files and OneFlow otherwise.
+    ``threads``: onnxruntime's intra-op threads (0: its default, one per physical core).
     """
     if not os.path.exists(path):
         raise ServingError(f"{path} does not exist")
@@ -168,7 +170,7 @@ def open_classifier(path: str, backend: str | None = None, labels: Sequence[str]
     if exported:
         if backend != "onnxruntime":
             raise ServingError(f"{path} is an ONNX model: use --backend onnxruntime")
-        runner = OnnxRunner(exported, trim=True)
+        runner = OnnxRunner(exported, threads=threads, trim=True)
         meta = runner.metadata
         names = list(labels or json.loads(meta.get(LABELS_KEY, "null")) or [])
         lower = json.loads(meta[LOWER_CASE_KEY]) if LOWER_CASE_KEY in meta else None
@@ -182,5 +184,19 @@ def open_classifier(path: str, backend: str | None = None, labels: Sequence[str]
     else:
         from model_compress.serving.onnx_graph import build_classifier_onnx
 
-        runner = OnnxRunner(build_classifier_onnx(servable.state, servable.config), trim=True)
+        runner = OnnxRunner(build_classifier_onnx(servable.state, servable.config), threads=threads, trim=True)
     return Classifier(runner, servable.labels, vocab, None, servable.config.max_position_embeddings)
+
+
+def classify_examples(model: Classifier, examples: Sequence[InputExample], seq_length: int, batch_size: int,
+                      vocab_file: str | None = None) -> np.ndarray:
+    """Logits [rows, labels] of ``model`` over ``examples``, tokenized with its own vocab and casing."""
+    from model_compress.data.tokenization import FullTokenizer
+
+    vocab = vocab_file or model.vocab_file
+    if not vocab or not os.path.isfile(vocab):
+        raise ServingError("no vocab.txt beside the model: pass --vocab_file")
+    tokenizer = FullTokenizer(vocab, do_lower_case=True if model.do_lower_case is None else model.do_lower_case)
+    batches = [model(encode_examples(examples[s:s + batch_size], tokenizer, seq_length))
+               for s in range(0, len(examples), batch_size)]
+    return np.concatenate(batches) if batches else np.zeros((0, len(model.labels)), np.float32)
