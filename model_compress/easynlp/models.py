@@ -13,6 +13,7 @@ import os
 from model_compress.easynlp.flags import UsageError
 from model_compress.jobs.common import DEFAULT_MODEL, REPO_ROOT, resolve_model_dir, snapshot_in
 from model_compress.modeling.checkpoint import snapshot_format
+from model_compress.modeling.pretrained import MODEL_NAMES
 
 EASYNLP_MODEL_NAMES = ("bert-base-uncased", "bert-small-uncased", "bert-tiny-uncased", "bert-large-uncased")
 MODELS_DIR = os.path.join(REPO_ROOT, "models")
@@ -26,8 +27,8 @@ def _known_name(value: str) -> str | None:
 
 def resolve_model(value: str, flag: str) -> str:
     """A loadable snapshot directory for ``value``; one :class:`UsageError` line when there is none."""
-    if not value or value == DEFAULT_MODEL:
-        return resolve_model_dir(DEFAULT_MODEL)
+    if not value or value in MODEL_NAMES:
+        return resolve_model_dir(value or DEFAULT_MODEL)
     path = os.path.expanduser(value)
     if os.path.exists(path):
         found = snapshot_in(path)

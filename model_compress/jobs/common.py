@@ -20,6 +20,7 @@ from model_compress.data.ofrecord import ensure_ofrecord_split, split_lock
 from model_compress.data.processors import DataFormatError, DataProcessor, InputExample, get_processor
 from model_compress.data.tokenization import FullTokenizer, load_vocab
 from model_compress.jobs.settings import DataSettings, TrainSettings
+from model_compress.modeling.archive import DownloadError
 from model_compress.modeling.bert import BertForSequenceClassification, count_parameters, parameter_mib
 from model_compress.modeling.checkpoint import (
     check_state_shapes,
@@ -31,9 +32,9 @@ from model_compress.modeling.checkpoint import (
     snapshot_config,
     snapshot_format,
 )
-from model_compress.modeling.config import BertConfig, LSTMConfig
-from model_compress.modeling.lstm import DistilledBiLSTM
-from model_compress.modeling.pretrained import ensure_default_snapshot
+from model_compress.modeling.classifiers import build_classifier, head_num_labels, without_head
+from model_compress.modeling.config import BertConfig, EncoderConfig
+from model_compress.modeling.pretrained import named_model_dir
 from model_compress.training import distributed
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -41,9 +42,15 @@ DEFAULT_MODEL = "default"
 
 
 def resolve_model_dir(path: str | None) -> str:
-    """`None`/'default' -> the default pretrained snapshot (built on first use), else the path as given."""
-    if not path or path == DEFAULT_MODEL:
-        return ensure_default_snapshot(os.path.join(REPO_ROOT, "models"))
+    """`None`/'default' -> the default pretrained snapshot (built on first use), a model name such as
+    'all-mpnet-base-v2' -> its folder (fetched on first use), else the path as given."""
+    if not path or path == DEFAULT_MODEL or not os.path.exists(path):
+        try:
+            named = named_model_dir(path, os.path.join(REPO_ROOT, "models"))
+        except DownloadError as exc:
+            fail(str(exc))
+        if named is not None:
+            return named
     if not os.path.exists(path):
         fail(f"model directory {path} does not exist")
     return path
@@ -85,7 +92,7 @@ def load_model_snapshot(model_dir: str, purpose: str, student: bool = False) -> 
         fail(str(exc) or f"{model_dir}: cannot be read")
     if config is None:
         fail(f"{model_dir} has no config (config.json / snapshot.json); cannot {purpose}")
-    problems = check_state_shapes(classifier_state(state), config) if isinstance(config, BertConfig) else []
+    problems = check_state_shapes(classifier_state(state), config) if isinstance(config, EncoderConfig) else []
     if problems:
         fail(f"{model_dir}: the config does not match the weights ({problems[0]}"
              f"{f' and {len(problems) - 1} more' if len(problems) > 1 else ''})")
@@ -101,8 +108,8 @@ def check_model_inputs(model_dir: str, vocab_file: str, seq_length: int, student
     config = snapshot_config(model_dir, prefer_student=student)
     if config is None:
         return
-    if seq_length > getattr(config, "max_position_embeddings", seq_length):
-        fail(f"--seq_length {seq_length} exceeds the {config.max_position_embeddings} positions of {model_dir}")
+    if seq_length > getattr(config, "max_seq_length", seq_length):
+        fail(f"--seq_length {seq_length} exceeds the {config.max_seq_length} positions of {model_dir}")
     try:
         vocab = load_vocab(vocab_file)
     except (OSError, ValueError) as exc:
@@ -126,12 +133,12 @@ def load_classifier(
     state, config, meta = load_model_snapshot(model_dir, "build the model", student)
     state = classifier_state(state)
     config = config.replace(num_labels=num_labels, **(config_changes or {}))
-    head = state.get("classifier.weight")
-    if head is not None and head.shape[0] != num_labels:
-        print(f"[model] {model_dir}: classifier has {head.shape[0]} labels, task has {num_labels}: new head",
+    head = head_num_labels(state)
+    if head is not None and head != num_labels:
+        print(f"[model] {model_dir}: classifier has {head} labels, task has {num_labels}: new head",
               file=sys.stderr)
-        state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
-    model = DistilledBiLSTM(config) if isinstance(config, LSTMConfig) else BertForSequenceClassification(config)
+        state = without_head(state)
+    model = build_classifier(config)
     try:
         report = load_state_into(model, state, verbose=False)
     except ValueError as exc:

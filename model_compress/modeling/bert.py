@@ -58,6 +58,26 @@ class BertEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(x))
 
 
+def multi_head_attention(query: flow.Tensor, key: flow.Tensor, value: flow.Tensor, additive: flow.Tensor,
+                         num_heads: int, dropout: nn.Module):
+    """Scaled dot-product attention over projected [B, L, H] inputs split into ``num_heads`` heads.
+
+    ``additive`` (broadcast to [B, heads, L, L]) is added to the scaled scores: the padding mask, plus
+    MPNet's relative-position bias. Returns (context [B, L, H], scores, probs, (q, k, v) per head).
+    """
+    b, n, width = query.shape
+    size = width // num_heads
+
+    def split(x: flow.Tensor) -> flow.Tensor:
+        return x.reshape(b, n, num_heads, size).permute(0, 2, 1, 3)
+
+    q, k, v = split(query), split(key), split(value)
+    scores = flow.matmul(q, k, transpose_b=True) / math.sqrt(size) + additive
+    probs = flow.softmax(scores, dim=-1)
+    context = flow.matmul(dropout(probs), v).permute(0, 2, 1, 3).reshape(b, n, width)
+    return context, scores, probs, (q, k, v)
+
+
 class BertSelfAttention(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -68,20 +88,9 @@ class BertSelfAttention(nn.Module):
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
 
-    def _split_heads(self, x: flow.Tensor) -> flow.Tensor:
-        b, n, _ = x.shape
-        return x.reshape(b, n, self.num_heads, self.head_size).permute(0, 2, 1, 3)
-
     def forward(self, hidden: flow.Tensor, additive_mask: flow.Tensor):
-        q = self._split_heads(self.query(hidden))
-        k = self._split_heads(self.key(hidden))
-        v = self._split_heads(self.value(hidden))
-        scores = flow.matmul(q, k, transpose_b=True) / math.sqrt(self.head_size) + additive_mask
-        probs = flow.softmax(scores, dim=-1)
-        context = flow.matmul(self.dropout(probs), v)
-        b, _, n, _ = context.shape
-        context = context.permute(0, 2, 1, 3).reshape(b, n, self.num_heads * self.head_size)
-        return context, scores, probs, (q, k, v)
+        return multi_head_attention(self.query(hidden), self.key(hidden), self.value(hidden), additive_mask,
+                                    self.num_heads, self.dropout)
 
 
 class BertResidualOutput(nn.Module):
