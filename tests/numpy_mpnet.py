@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.numpy_bert import BertOutputs, gelu, layer_norm, linear, softmax
+from tests.numpy_bert import BertOutputs, _cfg, gelu, layer_norm, linear, softmax
 
 
 def bucket(relative: int, num_buckets: int = 32, max_distance: int = 128) -> int:
@@ -33,17 +33,8 @@ def bucket(relative: int, num_buckets: int = 32, max_distance: int = 128) -> int
     return base + min(exact + step, half - 1)
 
 
-def _cfg(config: Any, name: str) -> Any:
-    return config[name] if isinstance(config, Mapping) else getattr(config, name)
-
-
-def mpnet_forward(
-    state: Mapping[str, np.ndarray],
-    config: Any,
-    input_ids: np.ndarray,
-    attention_mask: np.ndarray | None = None,
-    padding_idx: int = 1,
-) -> BertOutputs:
+def mpnet_forward(state: Mapping[str, np.ndarray], config: Any, input_ids: np.ndarray,
+                  attention_mask: np.ndarray | None = None, padding_idx: int = 1) -> BertOutputs:
     """Run MPNet on ``input_ids`` [batch, seq]; ``config`` is an MPNetConfig or a dict with its fields.
 
     ``state`` keys may carry the ``mpnet.`` prefix (classifier state) or not (bare MPNetModel).

@@ -361,16 +361,23 @@ FAST = ["--seq_length", "24", "--batch_size_per_device", "16", "--eval_batch_siz
         "--learning_rate", "1e-3", "--task_name", "sst-2"]
 
 
+def tiny_mpnet_snapshot(root, seed: int, init_std: float = 0.02, labels=None) -> str:
+    """A random 4-layer, 32-wide MPNet snapshot with all-mpnet-base-v2's vocabulary layout beside it."""
+    from model_compress.modeling.bert import init_bert_weights
+
+    vocab = mpnet_vocab(root / "vocab.txt")
+    flow.manual_seed(seed)
+    config = MPNetConfig(**TINY_MPNET)
+    model = MPNetForSequenceClassification(config)
+    init_bert_weights(model, init_std)
+    path = str(root / "snapshot")
+    save_snapshot(model, path, config=config, meta={"labels": labels}, extra_files={"vocab.txt": vocab})
+    return path
+
+
 @pytest.fixture(scope="module")
 def tiny_mpnet_dir(tmp_path_factory):
-    """A random 4-layer, 32-wide MPNet snapshot with all-mpnet-base-v2's vocabulary layout beside it."""
-    root = tmp_path_factory.mktemp("tiny_mpnet")
-    vocab = mpnet_vocab(root / "vocab.txt")
-    flow.manual_seed(0)
-    config = MPNetConfig(**TINY_MPNET)
-    path = str(root / "snapshot")
-    save_snapshot(MPNetForSequenceClassification(config), path, config=config, extra_files={"vocab.txt": vocab})
-    return path
+    return tiny_mpnet_snapshot(tmp_path_factory.mktemp("tiny_mpnet"), 0)
 
 
 def test_mpnet_teacher_fine_tunes_and_a_sliced_mpnet_student_trains(tmp_path, tiny_mpnet_dir, tiny_sst2_dir):
@@ -453,17 +460,8 @@ def test_real_all_mpnet_base_v2_matches_the_reference_on_real_sentences():
 @pytest.fixture(scope="module")
 def mpnet_student_dir(tmp_path_factory):
     """A 2-layer MPNet sliced from a random 4-layer one with weights large enough for logits of order 1."""
-    from model_compress.modeling.bert import init_bert_weights
-
     root = tmp_path_factory.mktemp("mpnet_export")
-    vocab = mpnet_vocab(root / "vocab.txt")
-    flow.manual_seed(5)
-    config = MPNetConfig(**TINY_MPNET)
-    model = MPNetForSequenceClassification(config)
-    init_bert_weights(model, 0.2)
-    teacher = str(root / "teacher")
-    save_snapshot(model, teacher, config=config, meta={"labels": ["negative", "positive"]},
-                  extra_files={"vocab.txt": vocab})
+    teacher = tiny_mpnet_snapshot(root, 5, init_std=0.2, labels=["negative", "positive"])
     student = str(root / "student")
     student_job.generate_student_model(teacher, student, "0,3")
     return student

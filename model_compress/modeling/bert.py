@@ -128,9 +128,11 @@ class BertIntermediate(nn.Module):
 
 
 class BertLayer(nn.Module):
-    def __init__(self, config: BertConfig) -> None:
+    """attention -> GELU MLP; ``attention`` (BertAttention by default) returns (output, scores, probs, qkv)."""
+
+    def __init__(self, config: BertConfig, attention: nn.Module | None = None) -> None:
         super().__init__()
-        self.attention = BertAttention(config)
+        self.attention = attention if attention is not None else BertAttention(config)
         self.intermediate = BertIntermediate(config)
         self.output = BertResidualOutput(config, config.intermediate_size)
 
@@ -160,6 +162,25 @@ def additive_attention_mask(attention_mask: flow.Tensor, dtype=flow.float32) -> 
     return (1.0 - attention_mask.to(dtype).unsqueeze(1).unsqueeze(2)) * -10000.0
 
 
+def run_layers(layers, hidden: flow.Tensor, additive: flow.Tensor, output_hidden_states: bool = False,
+               output_attentions: bool = False, output_qkv: bool = False) -> EncoderOutput:
+    """Run the encoder layers over the embeddings output ``hidden``, keeping what was asked for."""
+    out = EncoderOutput(sequence_output=hidden, pooled_output=None)
+    if output_hidden_states:
+        out.hidden_states.append(hidden)
+    for layer in layers:
+        hidden, scores, probs, qkv = layer(hidden, additive)
+        if output_hidden_states:
+            out.hidden_states.append(hidden)
+        if output_attentions:
+            out.attention_scores.append(scores)
+            out.attention_probs.append(probs)
+        if output_qkv:
+            out.qkv.append(qkv)
+    out.sequence_output = hidden
+    return out
+
+
 class BertModel(nn.Module):
     """Embeddings + encoder + pooler."""
 
@@ -179,23 +200,11 @@ class BertModel(nn.Module):
         output_attentions: bool = False,
         output_qkv: bool = False,
     ) -> EncoderOutput:
-        additive_mask = additive_attention_mask(attention_mask)
         hidden = self.embeddings(input_ids, token_type_ids)
-        out = EncoderOutput(sequence_output=hidden, pooled_output=None)
-        if output_hidden_states:
-            out.hidden_states.append(hidden)
-        for layer in self.encoder.layer:
-            hidden, scores, probs, qkv = layer(hidden, additive_mask)
-            if output_hidden_states:
-                out.hidden_states.append(hidden)
-            if output_attentions:
-                out.attention_scores.append(scores)
-                out.attention_probs.append(probs)
-            if output_qkv:
-                out.qkv.append(qkv)
-        out.sequence_output = hidden
+        out = run_layers(self.encoder.layer, hidden, additive_attention_mask(attention_mask),
+                         output_hidden_states, output_attentions, output_qkv)
         if self.pooler is not None:
-            out.pooled_output = self.pooler(hidden)
+            out.pooled_output = self.pooler(out.sequence_output)
         return out
 
 

@@ -27,16 +27,6 @@ def read_json_object(path: str) -> dict[str, Any]:
     return raw
 
 
-def _check_encoder(config: Any) -> None:
-    if config.hidden_size % config.num_attention_heads:
-        raise ValueError(
-            f"hidden_size {config.hidden_size} is not a multiple of num_attention_heads "
-            f"{config.num_attention_heads}"
-        )
-    if config.hidden_act != "gelu":
-        raise ValueError(f"hidden_act {config.hidden_act!r} is not supported (only exact 'gelu')")
-
-
 class JsonConfig:
     """Dict / config.json round trip shared by the config dataclasses."""
 
@@ -68,8 +58,8 @@ class JsonConfig:
 
 
 @dataclasses.dataclass
-class BertConfig(JsonConfig):
-    """Shape of a BERT encoder plus the classification head on top of it."""
+class _EncoderShape(JsonConfig):
+    """Sizes, dropouts and head shared by the transformer encoders (BERT's defaults)."""
 
     vocab_size: int = 30522
     hidden_size: int = 768
@@ -80,13 +70,18 @@ class BertConfig(JsonConfig):
     hidden_dropout_prob: float = 0.1
     attention_probs_dropout_prob: float = 0.1
     max_position_embeddings: int = 512
-    type_vocab_size: int = 2
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
     num_labels: int = 2
 
     def __post_init__(self) -> None:
-        _check_encoder(self)
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads "
+                f"{self.num_attention_heads}"
+            )
+        if self.hidden_act != "gelu":
+            raise ValueError(f"hidden_act {self.hidden_act!r} is not supported (only exact 'gelu')")
 
     @property
     def head_size(self) -> int:
@@ -99,7 +94,14 @@ class BertConfig(JsonConfig):
 
 
 @dataclasses.dataclass
-class MPNetConfig(JsonConfig):
+class BertConfig(_EncoderShape):
+    """Shape of a BERT encoder plus the classification head on top of it."""
+
+    type_vocab_size: int = 2
+
+
+@dataclasses.dataclass
+class MPNetConfig(_EncoderShape):
     """Shape of an MPNet encoder (Hugging Face ``MPNetConfig`` fields) plus its classification head.
 
     No token types; positions start after ``pad_token_id`` (HF counts real tokens from padding_idx + 1),
@@ -108,33 +110,20 @@ class MPNetConfig(JsonConfig):
     """
 
     vocab_size: int = 30527
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
     max_position_embeddings: int = 514
-    initializer_range: float = 0.02
     layer_norm_eps: float = 1e-5
     relative_attention_num_buckets: int = 32
     pad_token_id: int = 1
-    num_labels: int = 2
     model_type: str = "mpnet"
 
     def __post_init__(self) -> None:
-        _check_encoder(self)
+        super().__post_init__()
         if not 0 <= self.pad_token_id < self.max_position_embeddings - 1:
             raise ValueError(f"pad_token_id {self.pad_token_id} leaves no positions in "
                              f"max_position_embeddings {self.max_position_embeddings}")
         if self.relative_attention_num_buckets < 4 or self.relative_attention_num_buckets % 4:
             raise ValueError("relative_attention_num_buckets must be a positive multiple of 4, got "
                              f"{self.relative_attention_num_buckets}")
-
-    @property
-    def head_size(self) -> int:
-        return self.hidden_size // self.num_attention_heads
 
     @property
     def max_seq_length(self) -> int:

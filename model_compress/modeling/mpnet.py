@@ -21,12 +21,12 @@ import oneflow as flow
 from oneflow import nn
 
 from model_compress.modeling.bert import (
-    BertIntermediate,
-    BertResidualOutput,
+    BertLayer,
     EncoderOutput,
     additive_attention_mask,
     init_bert_weights,
     multi_head_attention,
+    run_layers,
 )
 from model_compress.modeling.config import MPNetConfig
 
@@ -97,22 +97,11 @@ class MPNetAttention(nn.Module):
         return self.LayerNorm(self.dropout(out) + hidden), scores, probs, qkv
 
 
-class MPNetLayer(nn.Module):
-    def __init__(self, config: MPNetConfig) -> None:
-        super().__init__()
-        self.attention = MPNetAttention(config)
-        self.intermediate = BertIntermediate(config)
-        self.output = BertResidualOutput(config, config.intermediate_size)
-
-    def forward(self, hidden: flow.Tensor, additive: flow.Tensor):
-        attended, scores, probs, qkv = self.attention(hidden, additive)
-        return self.output(self.intermediate(attended), attended), scores, probs, qkv
-
-
 class MPNetEncoder(nn.Module):
     def __init__(self, config: MPNetConfig) -> None:
         super().__init__()
-        self.layer = nn.ModuleList([MPNetLayer(config) for _ in range(config.num_hidden_layers)])
+        # BERT's layer with MPNet's attention block (intermediate / output are the same)
+        self.layer = nn.ModuleList([BertLayer(config, MPNetAttention(config)) for _ in range(config.num_hidden_layers)])
         self.relative_attention_bias = nn.Embedding(config.relative_attention_num_buckets,
                                                     config.num_attention_heads)
         # bucket ids for every (query, key) pair a sequence can have; a buffer (not saved) so it follows the
@@ -134,37 +123,16 @@ class MPNetModel(nn.Module):
 
     def __init__(self, config: MPNetConfig) -> None:
         super().__init__()
-        self.config = config
-        self.embeddings = MPNetEmbeddings(config)
-        self.encoder = MPNetEncoder(config)
+        self.config, self.embeddings, self.encoder = config, MPNetEmbeddings(config), MPNetEncoder(config)
 
-    def forward(
-        self,
-        input_ids: flow.Tensor,
-        token_type_ids: flow.Tensor | None,
-        attention_mask: flow.Tensor,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-        output_qkv: bool = False,
-    ) -> EncoderOutput:
+    def forward(self, input_ids: flow.Tensor, token_type_ids: flow.Tensor | None, attention_mask: flow.Tensor,
+                output_hidden_states: bool = False, output_attentions: bool = False, output_qkv: bool = False,
+                ) -> EncoderOutput:
         """Same outputs as BertModel's (``pooled_output`` is None); ``token_type_ids`` is ignored."""
         hidden = self.embeddings(input_ids, attention_mask)
         # padding mask and position bias summed once, then shared by every layer
         additive = additive_attention_mask(attention_mask) + self.encoder.position_bias(input_ids.shape[1])
-        out = EncoderOutput(sequence_output=hidden, pooled_output=None)
-        if output_hidden_states:
-            out.hidden_states.append(hidden)
-        for layer in self.encoder.layer:
-            hidden, scores, probs, qkv = layer(hidden, additive)
-            if output_hidden_states:
-                out.hidden_states.append(hidden)
-            if output_attentions:
-                out.attention_scores.append(scores)
-                out.attention_probs.append(probs)
-            if output_qkv:
-                out.qkv.append(qkv)
-        out.sequence_output = hidden
-        return out
+        return run_layers(self.encoder.layer, hidden, additive, output_hidden_states, output_attentions, output_qkv)
 
 
 class MPNetClassificationHead(nn.Module):
@@ -195,16 +163,8 @@ class MPNetForSequenceClassification(nn.Module):
     def encoder_model(self) -> MPNetModel:
         return self.mpnet
 
-    def forward(
-        self,
-        input_ids: flow.Tensor,
-        token_type_ids: flow.Tensor | None,
-        attention_mask: flow.Tensor,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-        output_qkv: bool = False,
-    ) -> tuple[flow.Tensor, EncoderOutput]:
-        enc = self.mpnet(
-            input_ids, token_type_ids, attention_mask, output_hidden_states, output_attentions, output_qkv
-        )
+    def forward(self, input_ids: flow.Tensor, token_type_ids: flow.Tensor | None, attention_mask: flow.Tensor,
+                **outputs: bool) -> tuple[flow.Tensor, EncoderOutput]:
+        """``outputs``: output_hidden_states / output_attentions / output_qkv, as MPNetModel takes them."""
+        enc = self.mpnet(input_ids, token_type_ids, attention_mask, **outputs)
         return self.classifier(enc.sequence_output), enc
