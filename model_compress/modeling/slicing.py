@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import re
 
+from oneflow import nn
+
 from model_compress.distill.mapping import parse_layer_list
-from model_compress.modeling.bert import BertForSequenceClassification
 from model_compress.modeling.checkpoint import load_state_into, module_state_numpy
-from model_compress.modeling.config import BertConfig
+from model_compress.modeling.classifiers import build_classifier
+from model_compress.modeling.config import EncoderConfig
 
 _LAYER_KEY = re.compile(r"^(.*\bencoder\.layer\.)(\d+)(\..*)$")
 
 
-def slice_layers(state: dict, config: BertConfig, layer_list: str | list[int]) -> tuple[dict, BertConfig]:
+def slice_layers(state: dict, config: EncoderConfig, layer_list: str | list[int]) -> tuple[dict, EncoderConfig]:
     """Keep teacher layers `layer_list` (0-based) as student layers 0..n-1, plus all other tensors.
 
-    Embeddings, pooler and classifier are copied unchanged; tensors of dropped layers are left out.
+    Embeddings, pooler and classifier (and MPNet's relative-position bias table, which every layer shares)
+    are copied unchanged; tensors of dropped layers are left out. BERT and MPNet alike.
     """
     layers = (
         parse_layer_list(layer_list, config.num_hidden_layers)
@@ -35,10 +38,9 @@ def slice_layers(state: dict, config: BertConfig, layer_list: str | list[int]) -
     return sliced, config.replace(num_hidden_layers=len(layers))
 
 
-def slice_model(model: BertForSequenceClassification, layer_list: str | list[int]
-                ) -> tuple[BertForSequenceClassification, BertConfig]:
-    """A new classifier made of `model`'s embeddings, pooler, head and encoder layers `layer_list`."""
+def slice_model(model: nn.Module, layer_list: str | list[int]) -> tuple[nn.Module, EncoderConfig]:
+    """A new classifier (same family) made of `model`'s embeddings, pooler, head and encoder layers `layer_list`."""
     state, config = slice_layers(module_state_numpy(model), model.config, layer_list)
-    sliced = BertForSequenceClassification(config)
+    sliced = build_classifier(config)
     load_state_into(sliced, state, verbose=False)
     return sliced, config

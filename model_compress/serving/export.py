@@ -24,7 +24,8 @@ import numpy as np
 
 from model_compress.modeling.checkpoint import check_state_shapes, classifier_state, load_snapshot, load_state_into
 from model_compress.modeling.checkpoint.atomic import install_dir, sibling
-from model_compress.modeling.config import BertConfig
+from model_compress.modeling.classifiers import build_classifier, head_num_labels
+from model_compress.modeling.config import BertConfig, EncoderConfig, MPNetConfig
 from model_compress.serving import ServingError
 from model_compress.serving.parity import ParityError, ParityResult, compare_logits
 from model_compress.serving.runners import LABELS_KEY, LOWER_CASE_KEY, ONNX_FILE, OneFlowRunner, OnnxRunner, run_batch
@@ -64,8 +65,21 @@ class Int8Request:
     max_accuracy_drop: float = 1.0
 
 
-def classifier_keys(config: BertConfig) -> list[str]:
-    """The tensor names of a BertForSequenceClassification with this config (HF convention)."""
+def mpnet_classifier_keys(config: MPNetConfig) -> list[str]:
+    """The tensor names of an MPNetForSequenceClassification with this config (HF convention)."""
+    layer = [f"attention.attn.{n}" for n in "qkvo"] + [
+        "attention.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"]
+    modules = ["mpnet.embeddings.LayerNorm", "classifier.dense", "classifier.out_proj"]
+    modules += [f"mpnet.encoder.layer.{i}.{m}" for i in range(config.num_hidden_layers) for m in layer]
+    keys = [f"mpnet.embeddings.{n}_embeddings.weight" for n in ("word", "position")]
+    keys.append("mpnet.encoder.relative_attention_bias.weight")
+    return keys + [f"{m}.{p}" for m in modules for p in ("weight", "bias")]
+
+
+def classifier_keys(config: EncoderConfig) -> list[str]:
+    """The tensor names of a BertForSequenceClassification (MPNetForSequenceClassification) with this config."""
+    if isinstance(config, MPNetConfig):
+        return mpnet_classifier_keys(config)
     layer = [f"attention.self.{n}" for n in ("query", "key", "value")] + [
         "attention.output.dense", "attention.output.LayerNorm", "intermediate.dense", "output.dense",
         "output.LayerNorm"]
@@ -98,7 +112,7 @@ def servable_state(
         raise ServingError(f"{source} lacks {len(missing)} tensors a BertForSequenceClassification needs "
                            f"({_few(missing)})")
     extra = sorted(k for k in state if k not in set(wanted))
-    inexpressible = [k for k in extra if k.startswith(("bert.", "classifier."))]
+    inexpressible = [k for k in extra if k.startswith(("bert.", "mpnet.", "classifier."))]
     if inexpressible:
         raise ServingError(
             f"{source} has a head or encoder tensors the export formats cannot express ({_few(inexpressible)}): "
@@ -139,13 +153,13 @@ def load_servable(model_dir: str, labels: Sequence[str] | None = None) -> Servab
         raise ServingError(str(exc)) from None
     if config is None:
         raise ServingError(f"{model_dir} has no config (config.json / snapshot.json); cannot export it")
-    if not isinstance(config, BertConfig):
+    if not isinstance(config, EncoderConfig):
         raise ServingError(f"{model_dir} holds a {getattr(config, 'model_type', type(config).__name__)} model: "
                            "export and predict serve BERT classifiers (evaluate it with its --do_eval script)")
     selected = classifier_state(state)
-    head = selected.get("classifier.bias")
-    if head is not None and head.shape[0] != config.num_labels:
-        config = config.replace(num_labels=int(head.shape[0]))
+    head = head_num_labels(selected)
+    if head is not None and head != config.num_labels:
+        config = config.replace(num_labels=head)
     chosen, dropped = servable_state(selected, config, model_dir)
     if selected is not state:  # a distillation objective: its student was chosen, the rest is left out
         dropped = sorted(k for k in state if k.partition("student.")[2] not in chosen)
@@ -158,13 +172,11 @@ def load_servable(model_dir: str, labels: Sequence[str] | None = None) -> Servab
 
 
 def build_oneflow_model(state: Mapping[str, np.ndarray], config: BertConfig):
-    """A OneFlow BertForSequenceClassification in eval mode holding ``state`` (every key must fit)."""
-    from model_compress.modeling.bert import BertForSequenceClassification
-
-    model = BertForSequenceClassification(config.replace(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+    """A OneFlow classifier of the config's family in eval mode holding ``state`` (every key must fit)."""
+    model = build_classifier(config.replace(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
     report = load_state_into(model, state, verbose=False)
     if report.missing or report.unexpected:
-        raise ServingError(f"tensors do not fit BertForSequenceClassification: {report.summary()}")
+        raise ServingError(f"tensors do not fit {type(model).__name__}: {report.summary()}")
     return model.eval()
 
 
@@ -192,7 +204,7 @@ def _write_onnx_folder(tmp: str, servable: Servable, vocab_file: str, do_lower_c
     model = build_classifier_onnx(servable.state, servable.config, metadata)
     files = save_onnx(model, os.path.join(tmp, ONNX_FILE))
     files.append(write_hf_config(tmp, servable.config, servable.labels))
-    return files + write_tokenizer_files(tmp, vocab_file, do_lower_case, servable.config.max_position_embeddings)
+    return files + write_tokenizer_files(tmp, vocab_file, do_lower_case, servable.config.max_seq_length)
 
 
 def _exported_logits(tmp: str, fmt: str, inputs: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -1,8 +1,9 @@
-"""A BERT sequence classifier as an ONNX graph, written with ``onnx.helper`` from HF-keyed numpy weights.
+"""A BERT or MPNet sequence classifier as an ONNX graph, written with ``onnx.helper`` from HF-keyed numpy weights.
 
-The graph is the forward pass of ``modeling.bert.BertForSequenceClassification`` in eval mode, op for
-op, in standard ONNX operators only (opset 17: ``LayerNormalization`` is native there), so any ONNX
-runtime can run it:
+The graph is the forward pass of ``modeling.bert.BertForSequenceClassification`` (or
+``modeling.mpnet.MPNetForSequenceClassification``: positions from the mask, the relative-position bias
+looked up once from precomputed buckets, its head) in eval mode, op for op, in standard ONNX operators
+only (opset 17: ``LayerNormalization`` is native there), so any ONNX runtime can run it:
 
     inputs   input_ids, attention_mask, token_type_ids   int64 [batch, sequence]
     output   logits                                      float32 [batch, num_labels]
@@ -15,6 +16,7 @@ GELU is written in its exact erf form, which onnxruntime fuses into one kernel. 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -22,13 +24,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from model_compress.modeling.config import BertConfig
+from model_compress.modeling.config import EncoderConfig, MPNetConfig
 from model_compress.serving import SERVING_INPUTS
 
 OPSET = 17
 OUTPUT_NAME = "logits"
 PRODUCER = "model_compress"
-CONFIG_KEY = "model_compress.config"  # metadata: the BertConfig as JSON
+CONFIG_KEY = "model_compress.config"  # metadata: the model's config as JSON
 # ONNX files are protobufs, which cannot exceed 2 GiB; larger weights go to a side file.
 EMBED_LIMIT_BYTES = 1_800_000_000
 
@@ -79,12 +81,28 @@ def _i64(values) -> np.ndarray:
     return np.array(values, dtype=np.int64)
 
 
-def _encoder_layer(g: _Builder, x: str, additive_mask: str, state: Mapping[str, np.ndarray], i: int,
-                   config: BertConfig) -> str:
-    p = f"bert.encoder.layer.{i}."
-    qkv_weight = np.concatenate([state[f"{p}attention.self.{n}.weight"] for n in ("query", "key", "value")])
-    qkv_bias = np.concatenate([state[f"{p}attention.self.{n}.bias"] for n in ("query", "key", "value")])
-    qkv = g.linear(x, qkv_weight, qkv_bias, f"{p}attention.self.qkv")
+@dataclasses.dataclass(frozen=True)
+class _LayerKeys:
+    """Where one encoder layer's attention tensors live (BERT's names; MPNet's in ``_MPNET_LAYER``)."""
+
+    prefix: str = "bert.encoder.layer."
+    qkv: tuple[str, str, str] = ("attention.self.query", "attention.self.key", "attention.self.value")
+    out: str = "attention.output.dense"
+    norm: str = "attention.output.LayerNorm"
+
+
+_BERT_LAYER = _LayerKeys()
+_MPNET_LAYER = _LayerKeys("mpnet.encoder.layer.", ("attention.attn.q", "attention.attn.k", "attention.attn.v"),
+                          "attention.attn.o", "attention.LayerNorm")
+
+
+def _encoder_layer(g: _Builder, x: str, additive: str, state: Mapping[str, np.ndarray], i: int,
+                   config: EncoderConfig, keys: _LayerKeys = _BERT_LAYER) -> str:
+    """One post-LN transformer layer; ``additive`` is added to the scaled scores (mask, position bias)."""
+    p = f"{keys.prefix}{i}."
+    qkv_weight = np.concatenate([state[f"{p}{n}.weight"] for n in keys.qkv])
+    qkv_bias = np.concatenate([state[f"{p}{n}.bias"] for n in keys.qkv])
+    qkv = g.linear(x, qkv_weight, qkv_bias, f"{p}{keys.qkv[0].rpartition('.')[0]}.qkv")
     q, k, v = g.op("Split", [qkv, "split_qkv"], hint=f"{p}split", outputs=3, axis=-1)
     # [B, L, H] -> [B, L, heads, d] -> [B, heads, L, d] (keys -> [B, heads, d, L], ready for q @ k^T)
     q, k, v = (g.op("Reshape", [t, "heads_shape"], hint=f"{p}reshape") for t in (q, k, v))
@@ -92,12 +110,11 @@ def _encoder_layer(g: _Builder, x: str, additive_mask: str, state: Mapping[str, 
     k = g.op("Transpose", [k], hint=f"{p}k_t", perm=[0, 2, 3, 1])
     v = g.op("Transpose", [v], hint=f"{p}v", perm=[0, 2, 1, 3])
     scores = g.op("Div", [g.op("MatMul", [q, k], hint=f"{p}qk"), "sqrt_head_size"], hint=f"{p}scaled")
-    probs = g.op("Softmax", [g.op("Add", [scores, additive_mask], hint=f"{p}masked")], hint=f"{p}probs", axis=-1)
+    probs = g.op("Softmax", [g.op("Add", [scores, additive], hint=f"{p}masked")], hint=f"{p}probs", axis=-1)
     context = g.op("Transpose", [g.op("MatMul", [probs, v], hint=f"{p}context")], perm=[0, 2, 1, 3])
     context = g.op("Reshape", [context, "merge_shape"], hint=f"{p}merged")
-    attended = g.linear(context, state[f"{p}attention.output.dense.weight"],
-                        state[f"{p}attention.output.dense.bias"], f"{p}attention.output.dense")
-    x = g.layer_norm(g.op("Add", [attended, x]), state, f"{p}attention.output.LayerNorm", config.layer_norm_eps)
+    attended = g.linear(context, state[f"{p}{keys.out}.weight"], state[f"{p}{keys.out}.bias"], f"{p}{keys.out}")
+    x = g.layer_norm(g.op("Add", [attended, x]), state, f"{p}{keys.norm}", config.layer_norm_eps)
     inner = g.linear(x, state[f"{p}intermediate.dense.weight"], state[f"{p}intermediate.dense.bias"],
                      f"{p}intermediate.dense")
     # exact GELU: x * 0.5 * (1 + erf(x / sqrt(2)))
@@ -107,17 +124,7 @@ def _encoder_layer(g: _Builder, x: str, additive_mask: str, state: Mapping[str, 
     return g.layer_norm(g.op("Add", [out, x]), state, f"{p}output.LayerNorm", config.layer_norm_eps)
 
 
-def build_classifier_onnx(
-    state: Mapping[str, np.ndarray], config: BertConfig, metadata: Mapping[str, str] | None = None
-):
-    """An ``onnx.ModelProto`` computing ``BertForSequenceClassification`` logits from HF-keyed weights.
-
-    ``state`` must hold every classifier tensor (``bert.*``, ``classifier.*``); ``metadata`` goes into
-    the model's ``metadata_props`` (e.g. label names), next to the config as JSON.
-    """
-    from onnx import TensorProto, helper
-
-    g = _Builder()
+def _shared_constants(g: _Builder, config: EncoderConfig) -> None:
     g.const("sqrt_head_size", _f32(math.sqrt(config.head_size)))
     g.const("sqrt_two", _f32(math.sqrt(2.0)))
     g.const("one", _f32(1.0))
@@ -130,6 +137,91 @@ def build_classifier_onnx(
     # 0-d index scalars: Gather with a scalar index drops the axis, Range takes scalars
     for name, value in (("seq_axis", 1), ("range_start", 0), ("range_step", 1), ("cls_index", 0)):
         g.const(name, _i64(value))
+
+
+def _additive_mask(g: _Builder) -> str:
+    """[B, 1, 1, L]: 0 on tokens, -10000 on padding."""
+    from onnx import TensorProto
+
+    mask = g.op("Cast", ["attention_mask"], hint="mask_float", to=TensorProto.FLOAT)
+    inverted = g.op("Sub", ["one", mask], hint="mask_inverted")
+    return g.op("Unsqueeze", [g.op("Mul", [inverted, "mask_fill"]), "mask_axes"], hint="additive_mask")
+
+
+def _finish(g: _Builder, logits: str, config: EncoderConfig, name: str, metadata: Mapping[str, str] | None):
+    from onnx import TensorProto, helper
+
+    g.nodes.append(helper.make_node("Identity", [logits], [OUTPUT_NAME], name="logits_out"))
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in SERVING_INPUTS]
+    output = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", config.num_labels])
+    graph = helper.make_graph(g.nodes, name, inputs, [output], g.initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name=PRODUCER)
+    model.ir_version = 8  # the onnx 1.10 IR: older runtimes accept it too
+    props = {CONFIG_KEY: json.dumps(config.to_dict(), sort_keys=True), **(metadata or {})}
+    helper.set_model_props(model, {str(k): str(v) for k, v in props.items()})
+    return model
+
+
+def _mpnet_onnx(state: Mapping[str, np.ndarray], config: MPNetConfig, metadata: Mapping[str, str] | None):
+    """MPNetForSequenceClassification: padding-offset positions, the shared relative-position bias, its head.
+
+    ``token_type_ids`` stays a graph input (every exported classifier takes the same three) and is unused.
+    """
+    from onnx import TensorProto
+
+    from model_compress.modeling.mpnet import relative_position_buckets
+
+    g = _Builder()
+    _shared_constants(g, config)
+    g.const("pad_index", _i64(config.pad_token_id))
+    g.const("zero_pair", _i64([0, 0]))
+    g.const("axis0", _i64([0]))
+    g.const("position_buckets", relative_position_buckets(config.max_seq_length, config.relative_attention_num_buckets))
+    e = "mpnet.embeddings."
+    word = g.op("Gather", [g.const(f"{e}word_embeddings.weight", state[f"{e}word_embeddings.weight"]),
+                           "input_ids"], hint="word")
+    # positions: pad_index + running count of real tokens on tokens, pad_index on padding
+    mask = g.op("Cast", ["attention_mask"], hint="mask_int", to=TensorProto.INT64)
+    counted = g.op("Mul", [g.op("CumSum", [mask, "seq_axis"], hint="running_count"), mask], hint="counted")
+    positions = g.op("Add", [counted, "pad_index"], hint="positions")
+    position = g.op("Gather", [g.const(f"{e}position_embeddings.weight", state[f"{e}position_embeddings.weight"]),
+                               positions], hint="position")
+    x = g.layer_norm(g.op("Add", [word, position], hint="embedding_sum"), state, f"{e}LayerNorm", config.layer_norm_eps)
+
+    # relative-position bias [1, heads, L, L] from the buckets of the first L positions, plus the padding mask
+    seq_len = g.op("Unsqueeze", [g.op("Gather", [g.op("Shape", ["input_ids"]), "seq_axis"]), "axis0"],
+                   hint="seq_len_1d")
+    ends = g.op("Concat", [seq_len, seq_len], hint="bucket_ends", axis=0)
+    buckets = g.op("Slice", ["position_buckets", "zero_pair", ends], hint="buckets")
+    table = g.const("mpnet.encoder.relative_attention_bias.weight",
+                    state["mpnet.encoder.relative_attention_bias.weight"])
+    bias = g.op("Transpose", [g.op("Gather", [table, buckets], hint="bias_lookup")], hint="bias", perm=[2, 0, 1])
+    bias = g.op("Unsqueeze", [bias, "axis0"], hint="position_bias")
+    additive = g.op("Add", [_additive_mask(g), bias], hint="mask_and_bias")
+    for i in range(config.num_hidden_layers):
+        x = _encoder_layer(g, x, additive, state, i, config, _MPNET_LAYER)
+
+    first = g.op("Gather", [x, "cls_index"], hint="first_token", axis=1)
+    hidden = g.op("Tanh", [g.linear(first, state["classifier.dense.weight"], state["classifier.dense.bias"],
+                                    "classifier.dense")], hint="head_hidden")
+    logits = g.linear(hidden, state["classifier.out_proj.weight"], state["classifier.out_proj.bias"],
+                      "classifier.out_proj")
+    return _finish(g, logits, config, "mpnet_sequence_classifier", metadata)
+
+
+def build_classifier_onnx(
+    state: Mapping[str, np.ndarray], config: EncoderConfig, metadata: Mapping[str, str] | None = None
+):
+    """An ``onnx.ModelProto`` computing the classifier's logits from HF-keyed weights.
+
+    ``state`` must hold every classifier tensor (``bert.*`` or ``mpnet.*``, ``classifier.*``); ``metadata``
+    goes into the model's ``metadata_props`` (e.g. label names), next to the config as JSON. An
+    ``MPNetConfig`` gives MPNetForSequenceClassification's graph, any other BertForSequenceClassification's.
+    """
+    if isinstance(config, MPNetConfig):
+        return _mpnet_onnx(state, config, metadata)
+    g = _Builder()
+    _shared_constants(g, config)
 
     # embeddings: word + position (0 .. L-1) + token type, then LayerNorm
     e = "bert.embeddings."
@@ -144,12 +236,7 @@ def build_classifier_onnx(
                       hint="token_type")
     summed = g.op("Add", [g.op("Add", [word, position]), token_type], hint="embedding_sum")
     x = g.layer_norm(summed, state, f"{e}LayerNorm", config.layer_norm_eps)
-
-    # additive mask [B, 1, 1, L]: 0 on tokens, -10000 on padding
-    mask = g.op("Cast", ["attention_mask"], hint="mask_float", to=TensorProto.FLOAT)
-    inverted = g.op("Sub", ["one", mask], hint="mask_inverted")
-    additive = g.op("Unsqueeze", [g.op("Mul", [inverted, "mask_fill"]), "mask_axes"], hint="additive_mask")
-
+    additive = _additive_mask(g)
     for i in range(config.num_hidden_layers):
         x = _encoder_layer(g, x, additive, state, i, config)
 
@@ -157,16 +244,7 @@ def build_classifier_onnx(
     pooled = g.op("Tanh", [g.linear(cls, state["bert.pooler.dense.weight"], state["bert.pooler.dense.bias"],
                                     "bert.pooler.dense")], hint="pooled")
     logits = g.linear(pooled, state["classifier.weight"], state["classifier.bias"], "classifier")
-    g.nodes.append(helper.make_node("Identity", [logits], [OUTPUT_NAME], name="logits_out"))
-
-    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in SERVING_INPUTS]
-    output = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", config.num_labels])
-    graph = helper.make_graph(g.nodes, "bert_sequence_classifier", inputs, [output], g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name=PRODUCER)
-    model.ir_version = 8  # the onnx 1.10 IR: older runtimes accept it too
-    props = {CONFIG_KEY: json.dumps(config.to_dict(), sort_keys=True), **(metadata or {})}
-    helper.set_model_props(model, {str(k): str(v) for k, v in props.items()})
-    return model
+    return _finish(g, logits, config, "bert_sequence_classifier", metadata)
 
 
 def save_onnx(model, path: str) -> list[str]:

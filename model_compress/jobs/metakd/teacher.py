@@ -25,7 +25,7 @@ from model_compress.jobs.settings import (
     TrainSettings,
     from_flags,
 )
-from model_compress.modeling.resolve import DEFAULT_MODEL
+from model_compress.modeling.pretrained import DEFAULT as DEFAULT_MODEL
 
 # ----------------------------------------------------------------------------------------------
 # preprocess.py

@@ -32,7 +32,8 @@ from model_compress.jobs.pipelines.student import build_student
 from model_compress.modeling.bert import BertForSequenceClassification
 from model_compress.modeling.checkpoint import SNAPSHOT_JSON
 from model_compress.modeling.config import BertConfig
-from model_compress.modeling.resolve import DEFAULT_MODEL, resolve_model
+from model_compress.modeling.pretrained import DEFAULT as DEFAULT_MODEL
+from model_compress.modeling.resolve import resolve_model
 from model_compress.modeling.slicing import slice_model
 from model_compress.training import distributed
 from model_compress.training.domains import make_domain_evaluator, per_domain

@@ -29,6 +29,7 @@ from model_compress.jobs.common import (
     write_results,
 )
 from model_compress.modeling.bert import BertForSequenceClassification
+from model_compress.modeling.classifiers import build_classifier
 from model_compress.modeling.config import BertConfig
 from model_compress.modeling.resolve import resolve_model
 from model_compress.training import distributed
@@ -57,7 +58,7 @@ def build_student(spec: cfg.StudentSettings, num_labels: int, reference_dir: str
         config = ref_config.replace(**changes)
     except ValueError as exc:
         fail(str(exc))
-    return BertForSequenceClassification(config), config
+    return build_classifier(config), config
 
 
 def evaluate_and_report(

@@ -1,4 +1,4 @@
-"""Hugging Face checkpoints: the safetensors container (numpy only) and HF BERT directory import."""
+"""Hugging Face checkpoints: the safetensors container (numpy only) and HF BERT / MPNet directory import."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from model_compress.modeling.checkpoint.project import CONFIG_JSON
-from model_compress.modeling.checkpoint.shapes import check_state_shapes
+from model_compress.modeling.checkpoint.shapes import check_state_shapes, encoder_prefix
 from model_compress.modeling.checkpoint.state import State
-from model_compress.modeling.config import BertConfig
+from model_compress.modeling.config import BertConfig, EncoderConfig, MPNetConfig, config_from_json_file
 
 SAFETENSORS_FILE = "model.safetensors"
 _ST_DTYPES = {
@@ -131,13 +131,16 @@ def write_safetensors(
     return path
 
 
-def import_hf_safetensors(model_dir: str) -> tuple[State, BertConfig]:
-    """Read a Hugging Face BERT (``model.safetensors`` + ``config.json``) into ``(state, config)``.
+def import_hf_safetensors(model_dir: str) -> tuple[State, EncoderConfig]:
+    """Read a Hugging Face BERT or MPNet (``model.safetensors`` + ``config.json``) into ``(state, config)``.
 
-    ``model_dir`` is the directory (or the ``.safetensors`` file inside it). Keys of a bare
-    ``BertModel`` (``embeddings.*``, ``encoder.*``, ``pooler.*``) get the ``bert.`` prefix; old-style
+    ``model_dir`` is the directory (or the ``.safetensors`` file inside it); ``config.json``'s
+    ``model_type`` says which model it is (``mpnet``, else BERT). Keys of a bare encoder (``embeddings.*``,
+    ``encoder.*``, ``pooler.*``) get the classifier's prefix (``bert.`` / ``mpnet.``); old-style
     ``LayerNorm.gamma/beta`` become ``weight/bias``; the ``position_ids`` buffer and other integer
-    tensors are dropped; floats become float32. Shapes are checked against the config.
+    tensors are dropped; floats become float32. MPNet's pooler and masked-LM head are dropped too: its
+    sequence classifier (as HF's MPNetForSequenceClassification) has neither. Shapes are checked
+    against the config.
     """
     if os.path.isfile(model_dir):
         weights, model_dir = model_dir, os.path.dirname(model_dir)
@@ -146,15 +149,19 @@ def import_hf_safetensors(model_dir: str) -> tuple[State, BertConfig]:
     for needed in (weights, os.path.join(model_dir, CONFIG_JSON)):
         if not os.path.isfile(needed):
             raise FileNotFoundError(f"Hugging Face checkpoint file {needed} is missing")
-    config = BertConfig.from_json_file(os.path.join(model_dir, CONFIG_JSON))
+    config = config_from_json_file(os.path.join(model_dir, CONFIG_JSON))
+    if not isinstance(config, (BertConfig, MPNetConfig)):
+        raise ValueError(f"{model_dir}: {CONFIG_JSON} describes a {type(config).__name__}, not a BERT or MPNet")
+    prefix = encoder_prefix(config)
+    dropped = ("pooler.", "lm_head.", f"{prefix}pooler.") if isinstance(config, MPNetConfig) else ()
     state: State = {}
     for key, array in read_safetensors(weights).items():
-        if array.dtype.kind != "f":
-            continue  # position_ids and similar buffers
+        if array.dtype.kind != "f" or key.startswith(dropped):
+            continue  # position_ids and similar buffers; parts the classifier does not have
         key = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", key)
         key = re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key)
         if key.startswith(("embeddings.", "encoder.", "pooler.")):
-            key = "bert." + key
+            key = prefix + key
         state[key] = array
     problems = check_state_shapes(state, config)
     if problems:

@@ -18,7 +18,7 @@ from model_compress.modeling.checkpoint.legacy import (
 )
 from model_compress.modeling.checkpoint.project import CONFIG_JSON, FLOW_PICKLE, SNAPSHOT_JSON
 from model_compress.modeling.checkpoint.state import State, flow_module, to_numpy
-from model_compress.modeling.config import BertConfig, config_from_dict
+from model_compress.modeling.config import BertConfig, config_from_dict, config_from_json_file
 
 
 class CheckpointError(ValueError):
@@ -76,7 +76,7 @@ def _config_beside(path: str) -> BertConfig | None:
     for name in (CONFIG_JSON, "bert_config.json"):
         candidate = os.path.join(path, name)
         if os.path.isfile(candidate):
-            return BertConfig.from_json_file(candidate)
+            return config_from_json_file(candidate)
     return None
 
 

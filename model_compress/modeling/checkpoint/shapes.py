@@ -1,4 +1,5 @@
-"""Shapes a BertConfig implies for HF-keyed tensors, prefix selection, the classifier inside an objective."""
+"""Shapes a BertConfig / MPNetConfig implies for HF-keyed tensors, prefix selection, the classifier inside an
+objective."""
 
 from __future__ import annotations
 
@@ -9,16 +10,55 @@ from typing import Any
 import numpy as np
 
 from model_compress.modeling.checkpoint.names import HF_LAYER, HF_LAYER_RE
-from model_compress.modeling.config import BertConfig
+from model_compress.modeling.config import EncoderConfig, MPNetConfig
+
+_MPNET_LAYER_RE = re.compile(r"^mpnet\.encoder\.layer\.(\d+)\.(.+)$")
+_MPNET_LAYER_SUFFIXES = {f"attention.attn.{p}.{t}" for p in "qkvo" for t in ("weight", "bias")} | {
+    f"{m}.{t}" for m in ("attention.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm")
+    for t in ("weight", "bias")}
 
 
-def expected_shape(key: str, config: BertConfig) -> tuple[int, ...] | None:
+def encoder_prefix(config: EncoderConfig) -> str:
+    """Key prefix of the encoder inside the classifier: ``bert.`` or ``mpnet.`` (HF's attribute names)."""
+    return "mpnet." if isinstance(config, MPNetConfig) else "bert."
+
+
+def _mpnet_shape(key: str, config: MPNetConfig) -> tuple[int, ...] | None:
+    h, i = config.hidden_size, config.intermediate_size
+    fixed = {
+        "mpnet.embeddings.word_embeddings.weight": (config.vocab_size, h),
+        "mpnet.embeddings.position_embeddings.weight": (config.max_position_embeddings, h),
+        "mpnet.embeddings.LayerNorm.weight": (h,),
+        "mpnet.embeddings.LayerNorm.bias": (h,),
+        "mpnet.encoder.relative_attention_bias.weight": (config.relative_attention_num_buckets,
+                                                         config.num_attention_heads),
+        "classifier.dense.weight": (h, h),
+        "classifier.dense.bias": (h,),
+        "classifier.out_proj.weight": (config.num_labels, h),
+        "classifier.out_proj.bias": (config.num_labels,),
+    }
+    if key in fixed:
+        return fixed[key]
+    match = _MPNET_LAYER_RE.match(key)
+    if not match or int(match.group(1)) >= config.num_hidden_layers or match.group(2) not in _MPNET_LAYER_SUFFIXES:
+        return None
+    suffix = match.group(2)
+    if suffix.startswith("intermediate.dense."):
+        return (i, h) if suffix.endswith("weight") else (i,)
+    if suffix == "output.dense.weight":
+        return (h, i)
+    return (h, h) if suffix.endswith("weight") and "LayerNorm" not in suffix else (h,)
+
+
+def expected_shape(key: str, config: EncoderConfig) -> tuple[int, ...] | None:
     """Shape (HF convention, Linear weights [out, in]) a config implies for ``key``; None if unknown.
 
     A leading ``student.``/``teacher.`` wrapper prefix is ignored. ``fit_dense`` shapes depend on the
     teacher's width, which a single config does not know, so they return None.
     """
     key = re.sub(r"^(student|teacher)\.", "", key)
+    if isinstance(config, MPNetConfig):
+        return _mpnet_shape(key, config)
     h, i = config.hidden_size, config.intermediate_size
     fixed = {
         "bert.embeddings.word_embeddings.weight": (config.vocab_size, h),
@@ -51,7 +91,7 @@ def expected_shape(key: str, config: BertConfig) -> tuple[int, ...] | None:
     return (h,)
 
 
-def check_state_shapes(state: Mapping[str, np.ndarray], config: BertConfig) -> list[str]:
+def check_state_shapes(state: Mapping[str, np.ndarray], config: EncoderConfig) -> list[str]:
     """Human-readable problems where ``state`` disagrees with ``config`` (empty list when consistent)."""
     problems = []
     for key, value in state.items():
