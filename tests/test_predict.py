@@ -126,6 +126,6 @@ def test_predict_bad_input(model_dirs, easynlp_table, tmp_path, capsys):
     assert "use --backend onnxruntime" in _fails(capsys, "--tables", table, "--checkpoint_path", onnx_dir,
                                                  *base, "--backend", "oneflow")
     assert "does not exist" in _fails(capsys, "--tables", table, "--checkpoint_path", str(tmp_path / "no"), *base)
-    assert "exceeds the model's max_position_embeddings 64" in _fails(
+    assert "exceeds the model's longest input 64" in _fails(
         capsys, "--tables", table, "--checkpoint_path", onnx_dir, *base, "--sequence_length", "128")
     assert os.listdir(tmp_path) == ["bad.tsv"]  # no output, no temporary file

@@ -149,7 +149,7 @@ def test_dynamic_int8_export_passes_gate_and_serves(sound, tmp_path, capsys):
         easynlp_main(["--mode=predict", f"--tables={tmp_path / 'easynlp.tsv'}", f"--outputs={tmp_path / 'f.tsv'}",
                       "--input_schema=sent:str:1,label:str:1", "--first_sequence=sent", f"--checkpoint_path={out}",
                       "--sequence_length=65"])
-    assert too_long.value.code == 2 and "max_position_embeddings 64" in capsys.readouterr().err
+    assert too_long.value.code == 2 and "longest input 64" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "f.tsv")
 
 

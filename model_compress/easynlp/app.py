@@ -266,7 +266,7 @@ def run_predict(args, udp: dict[str, str], settings: TrainSettings) -> dict:
             raise UsageError("--checkpoint_path", str(exc)) from None
         if model.max_length and args.sequence_length > model.max_length:
             raise UsageError("--sequence_length", f"{args.sequence_length} exceeds {exported}'s "
-                             f"max_position_embeddings {model.max_length}")
+                             f"longest input {model.max_length}")
         snapshot, labels = exported, model.labels
     else:
         snapshot = _checkpoint(args)

@@ -143,7 +143,7 @@ def run(args):
     servable = load_servable(args.model_dir, label_list(args.label_enumerate_values))
     vocab = model_vocab(args.model_dir, args.vocab_file)
     config = servable.config
-    seq_length = min(args.parity_seq_length, config.max_position_embeddings)
+    seq_length = min(args.parity_seq_length, config.max_seq_length)
     inputs = parity_inputs(args.parity_data, vocab, args.do_lower_case, args.parity_rows, seq_length)
     int8 = int8_request(args, vocab, seq_length) if args.quantize == "int8" else None
     print(f"[export] {args.model_dir}: {config.num_hidden_layers} layers, hidden {config.hidden_size}, "

@@ -108,7 +108,7 @@ def run(args) -> dict:
                             max(args.ort_threads, 0))
     if model.max_length and args.sequence_length > model.max_length:
         raise ServingError(f"--sequence_length {args.sequence_length} exceeds the model's "
-                           f"max_position_embeddings {model.max_length}")
+                           f"longest input {model.max_length}")
     vocab = args.vocab_file or model.vocab_file
     if not vocab or not os.path.isfile(vocab):
         raise ServingError(f"no vocab.txt beside {args.checkpoint_path}: pass --vocab_file")

@@ -22,6 +22,7 @@ import numpy as np
 
 from model_compress.data.features import convert_examples_to_features, features_to_arrays
 from model_compress.data.processors import InputExample
+from model_compress.modeling.config import config_from_dict
 from model_compress.serving import SERVING_INPUTS, ServingError
 from model_compress.serving.onnx_graph import CONFIG_KEY
 
@@ -174,8 +175,9 @@ def open_classifier(path: str, backend: str | None = None, labels: Sequence[str]
         meta = runner.metadata
         names = list(labels or json.loads(meta.get(LABELS_KEY, "null")) or [])
         lower = json.loads(meta[LOWER_CASE_KEY]) if LOWER_CASE_KEY in meta else None
-        config = json.loads(meta.get(CONFIG_KEY, "{}"))
-        return Classifier(runner, names, vocab, lower, config.get("max_position_embeddings"))
+        stored = json.loads(meta.get(CONFIG_KEY, "{}"))
+        longest = config_from_dict(stored).max_seq_length if stored.get("max_position_embeddings") else None
+        return Classifier(runner, names, vocab, lower, longest)
     from model_compress.serving.export import build_oneflow_model, load_servable
 
     servable = load_servable(path, labels)
@@ -185,7 +187,7 @@ def open_classifier(path: str, backend: str | None = None, labels: Sequence[str]
         from model_compress.serving.onnx_graph import build_classifier_onnx
 
         runner = OnnxRunner(build_classifier_onnx(servable.state, servable.config), threads=threads, trim=True)
-    return Classifier(runner, servable.labels, vocab, None, servable.config.max_position_embeddings)
+    return Classifier(runner, servable.labels, vocab, None, servable.config.max_seq_length)
 
 
 def classify_examples(model: Classifier, examples: Sequence[InputExample], seq_length: int, batch_size: int,
