@@ -181,10 +181,17 @@ def test_second_stage_soft_cross_entropy_matches_numpy():
 
 
 def test_row_subset_visits_each_chosen_row_once_per_epoch():
+    from model_compress.data.loader import OFRecordLoader
+
     class FakeLoader:
         batch_size, shuffle, drop_last, seed, rank, world_size, device = 3, True, False, 7, 0, 1, "cpu"
+        num_records, seq_length, as_numpy = 20, 1, False
         features = ["idxs", "domain"]
         arrays = {"idxs": np.arange(20, dtype=np.int32), "domain": np.arange(20, dtype=np.int32) % 4}
+        epoch_plan, make_batch = OFRecordLoader.epoch_plan, OFRecordLoader.make_batch
+
+        def _resolved_buckets(self):
+            return None, None  # no length buckets
 
     rows = np.flatnonzero(FakeLoader.arrays["domain"] == 1)
     subset = metakd.RowSubset(FakeLoader(), rows)
