@@ -201,3 +201,32 @@ def test_cached_sequence_targets_are_cut_to_the_batch_length(split):
                                       cached["teacher_attention"][idxs][:, :, :, :width, :width])
         np.testing.assert_array_equal(batch["teacher_logits"].numpy(), cached["teacher_logits"][idxs])
     assert len(widths) > 1
+
+
+# -- distillation objectives are the same on a batch cut to its bucket -----------------------------------
+@pytest.mark.parametrize("attention", ["scores", "probs"])
+def test_intermediate_losses_do_not_change_when_the_batch_is_cut_to_its_length(attention):
+    from model_compress.distill.objectives import TeacherTargets, TinyBERTIntermediateObjective
+    from model_compress.training.sources import CACHED_SEQUENCE_AXES, slice_tokens
+
+    flow.manual_seed(4)
+    teacher = BertForSequenceClassification(BertConfig(vocab_size=64, **TINY_BERT)).eval()
+    student = BertForSequenceClassification(BertConfig(vocab_size=64, **{**TINY_BERT, "num_hidden_layers": 2}))
+    objective = TinyBERTIntermediateObjective(student.eval(), TINY_BERT["hidden_size"], attention).eval()
+    rs = np.random.RandomState(5)
+    full, cut = 16, 9
+    mask = (np.arange(full)[None] < rs.randint(2, cut + 1, (5, 1))).astype(np.int32)
+    mask[0, :cut] = 1  # the longest row fills the cut length
+    ids = (rs.randint(5, 60, (5, full)) * mask).astype(np.int32)
+    segments = np.zeros_like(ids)
+    targets = TeacherTargets(teacher, hidden_layers=[0, 2, 4], attention_layers=[1, 3], attention=attention)
+    _, att_t, hid_t = [t.numpy() for t in targets(*[flow.tensor(a) for a in (ids, mask, segments)])]
+
+    def loss(width):
+        cached = {"teacher_attention": slice_tokens(att_t, CACHED_SEQUENCE_AXES["teacher_attention"], width),
+                  "teacher_hidden": slice_tokens(hid_t, CACHED_SEQUENCE_AXES["teacher_hidden"], width)}
+        inputs = [flow.tensor(np.ascontiguousarray(a[:, :width])) for a in (ids, mask, segments)]
+        out = objective(*inputs, flow.tensor(cached["teacher_attention"]), flow.tensor(cached["teacher_hidden"]))
+        return [float(t.numpy()) for t in (out[0], out[2], out[3])]
+
+    np.testing.assert_allclose(loss(cut), loss(full), rtol=1e-5)

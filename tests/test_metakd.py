@@ -120,8 +120,11 @@ def test_first_stage_loss_matches_numpy_per_example_weighting(attention):
     def zero_masked(a):
         return np.where(a <= -100, 0.0, a) if attention == "scores" else a
 
-    att = ((zero_masked(s_att) - zero_masked(batch["teacher_attention"])) ** 2).mean((2, 3, 4)).sum(1)
-    hid = ((s_hid @ W.T + b - batch["teacher_hidden"]) ** 2).mean((2, 3)).sum(1)
+    pairs = np.broadcast_to((mask[:, :, None] * mask[:, None, :])[:, None, None], s_att.shape)  # real query x key
+    att = (((zero_masked(s_att) - zero_masked(batch["teacher_attention"])) ** 2 * pairs).sum((2, 3, 4))
+           / pairs.sum((2, 3, 4))).sum(1)
+    tokens = np.broadcast_to(mask[:, None, :, None], batch["teacher_hidden"].shape)  # real tokens only
+    hid = (((s_hid @ W.T + b - batch["teacher_hidden"]) ** 2 * tokens).sum((2, 3)) / tokens.sum((2, 3))).sum(1)
     pooled = (s_hid[:, -1] * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
     dom = (((pooled + E[batch["domain"]]) @ Wd.T + bd - batch["teacher_domain"]) ** 2).mean(-1)
     per_example = att + hid + 0.5 * dom
