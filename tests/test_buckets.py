@@ -36,6 +36,18 @@ def test_parse_length_buckets():
             buckets.parse_length_buckets(bad)
 
 
+def test_the_flag_reaches_the_data_settings_and_bad_values_end_in_one_line(capsys):
+    from model_compress.jobs import teacher
+    from model_compress.jobs.settings import DataSettings, from_flags
+
+    args = teacher.build_parser().parse_args(["--length_buckets", "16,32"])
+    assert from_flags(DataSettings, args).length_buckets == (16, 32)
+    assert teacher.build_parser().parse_args([]).length_buckets == buckets.AUTO
+    with pytest.raises(SystemExit) as exit_info:
+        teacher.build_parser().parse_args(["--length_buckets", "short"])
+    assert exit_info.value.code == 2 and "--length_buckets" in capsys.readouterr().err
+
+
 def test_chosen_bounds_minimise_padding_against_brute_force():
     rs = np.random.RandomState(0)
     lengths = np.clip(rs.gamma(3.0, 7.0, size=500).astype(int), 2, 64)
