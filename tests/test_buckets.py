@@ -60,6 +60,8 @@ def test_chosen_bounds_minimise_padding_against_brute_force():
     best = min(padded(tuple(c) + (64,)) for k in range(0, 3) for c in itertools.combinations(candidates, k))
     assert chosen[-1] == 64 and len(chosen) <= 3 and padded(chosen) == best
     assert padded(chosen) < padded((64,))
+    # no record needs more than its longest length rounded up to the multiple
+    assert buckets.choose_bounds(np.minimum(lengths, 37), 64, max_buckets=3)[-1] == 40
 
 
 def test_resolve_bounds_caps_and_adds_seq_length():

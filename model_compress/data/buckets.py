@@ -54,13 +54,15 @@ def token_lengths(input_mask: np.ndarray) -> np.ndarray:
 
 def choose_bounds(lengths: np.ndarray, seq_length: int, max_buckets: int = DEFAULT_MAX_BUCKETS,
                   multiple: int = BOUND_MULTIPLE) -> tuple[int, ...]:
-    """Up to ``max_buckets`` bounds (the last is ``seq_length``) minimising the padded tokens of ``lengths``.
+    """Up to ``max_buckets`` bounds minimising the padded tokens of ``lengths``; the last is the longest
+    length rounded up to ``multiple`` (at most ``seq_length``): no record needs more.
 
-    Exact dynamic programme over candidate bounds (multiples of ``multiple`` below ``seq_length``, and
-    ``seq_length``); a bucket that would stay empty is never chosen.
+    Exact dynamic programme over candidate bounds (multiples of ``multiple`` and the top bound); a
+    bucket that would stay empty is never chosen.
     """
     lengths = np.clip(np.asarray(lengths, dtype=np.int64), 1, seq_length)
-    candidates = sorted({b for b in range(multiple, seq_length, multiple)} | {seq_length})
+    top_bound = min(seq_length, -(-int(lengths.max()) // multiple) * multiple)
+    candidates = sorted({b for b in range(multiple, top_bound, multiple)} | {top_bound})
     counts = np.array([np.count_nonzero(lengths <= b) for b in candidates])  # rows fitting each bound
     n = len(candidates)
     top = n - 1
@@ -87,8 +89,8 @@ def choose_bounds(lengths: np.ndarray, seq_length: int, max_buckets: int = DEFAU
 
 
 def resolve_bounds(spec: str | Sequence[int] | None, lengths: np.ndarray, seq_length: int) -> tuple[int, ...] | None:
-    """The bounds in force: None (no buckets), chosen from ``lengths`` (AUTO), or the given ones capped at
-    ``seq_length`` with ``seq_length`` itself added as the top bound."""
+    """The bounds in force: None (no buckets, or the one bound ``seq_length``), chosen from ``lengths``
+    (AUTO), or the given ones capped at ``seq_length`` with ``seq_length`` itself added as the top bound."""
     if spec is None:
         return None
     if spec == AUTO:
