@@ -165,22 +165,29 @@ def main() -> None:
     histogram = length_histogram(args.data_dir, args.task_name, args.seq_length)
     print(f"[bench_buckets] token lengths at seq {args.seq_length}: {json.dumps(histogram)}", flush=True)
     seeds = [int(s) for s in args.seeds.split(",")]
+    ref_seeds = [int(s) for s in (args.reference_seeds or args.seeds).split(",")] if args.reference_python else []
     arms = args.arms.split(",")
     runs, refs = [], []
-    if not args.skip_toolkit:
-        for i, seed in enumerate(seeds):
+
+    def save() -> str:  # after every run, so an interrupted benchmark still leaves its figures
+        table = summarise(runs, refs)
+        with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as f:
+            json.dump({"cpu": cpu, "seq_length": args.seq_length, "batch_size": args.batch_size,
+                       "histogram": histogram, "runs": runs, "reference": refs, "table": table}, f, indent=2)
+        return table
+
+    # per seed: the toolkit's arms, then the reference's (orders alternating), so every seed's figures
+    # come from the same stretch of time
+    for i, seed in enumerate(sorted(set(seeds) | set(ref_seeds), key=lambda s: (seeds + ref_seeds).index(s))):
+        if seed in seeds and not args.skip_toolkit:
             for arm in (arms if i % 2 == 0 else arms[::-1]):
                 runs.append(run_arm(args, arm, seed))
-    if args.reference_python:
-        ref_seeds = [int(s) for s in (args.reference_seeds or args.seeds).split(",")]
-        for i, seed in enumerate(ref_seeds):
+                save()
+        if seed in ref_seeds:
             for dynamic in ((False, True) if i % 2 == 0 else (True, False)):
                 refs.append(run_reference(args, dynamic, seed))
-    table = summarise(runs, refs)
-    print(table)
-    with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as f:
-        json.dump({"cpu": cpu, "seq_length": args.seq_length, "batch_size": args.batch_size,
-                   "histogram": histogram, "runs": runs, "reference": refs, "table": table}, f, indent=2)
+                save()
+    print(save())
 
 
 if __name__ == "__main__":
