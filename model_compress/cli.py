@@ -50,6 +50,16 @@ def positive_int(value: str) -> int:
     return number
 
 
+def length_buckets_flag(value: str):
+    """--length_buckets: ``auto``, ``none`` or comma-separated bounds (see ``data.buckets``)."""
+    from model_compress.data.buckets import BucketSpecError, parse_length_buckets
+
+    try:
+        return parse_length_buckets(value)
+    except BucketSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_data_args(parser: argparse.ArgumentParser) -> None:
     """Task, data location, tokenisation and OFRecord flags (every script)."""
     g = parser.add_argument_group("data")
@@ -60,6 +70,10 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--train_example_num", type=int, default=0, help="use only the first N training rows")
     g.add_argument("--eval_example_num", type=int, default=0, help="use only the first N eval rows")
     g.add_argument("--dev_example_num", type=int, default=0, help="use only the first N dev rows")
+    g.add_argument("--length_buckets", type=length_buckets_flag, default="auto",
+                   help="batches of similar token counts padded only to their bucket's bound, one compiled graph "
+                        "per bound: 'auto' (bounds chosen from the data), 'none' (pad to --seq_length) or e.g. "
+                        "16,32,48,64")
     add_bool(g, "--resave_ofrecord", False, "rebuild the OFRecord files from the text files")
     add_bool(g, "--do_lower_case", True, "lower-case and strip accents (uncased vocab)")
 

@@ -163,7 +163,7 @@ def test_attention_score_mse_counts_masked_keys_as_zero():
 
 @pytest.mark.parametrize("attention", ["scores", "probs"])
 def test_tinybert_intermediate_objective_matches_numpy(attention):
-    """Step 1: mean over the batch of sum_l MSE(A_s, A_t) + sum_j MSE(fit_dense(h_s_j), h_t_j)."""
+    """Step 1: mean over the batch of sum_l MSE(A_s, A_t) + sum_j MSE(fit_dense(h_s_j), h_t_j), real tokens only."""
     from model_compress.distill.objectives import TinyBERTIntermediateObjective
     from model_compress.modeling.bert import BertForSequenceClassification
     from model_compress.modeling.config import BertConfig
@@ -194,10 +194,13 @@ def test_tinybert_intermediate_objective_matches_numpy(attention):
         s_att, t_cmp = np.where(raw <= -100, 0.0, raw), np.where(t_att <= -100, 0.0, t_att)
     else:
         s_att, t_cmp = np.exp(np_log_softmax(raw)), t_att
-    att = ((s_att - t_cmp) ** 2).mean((2, 3, 4)).sum(1).mean()
+    m = mask.astype(np.float32)
+    pairs = np.broadcast_to((m[:, :, None] * m[:, None, :])[:, None, None], s_att.shape)  # real query x key
+    att = (((s_att - t_cmp) ** 2 * pairs).sum((2, 3, 4)) / pairs.sum((2, 3, 4))).sum(1).mean()
     W, b = objective.fit_dense.weight.numpy(), objective.fit_dense.bias.numpy()
     s_hid = np.stack([h.numpy() for h in enc.hidden_states], 1)
-    hid = ((s_hid @ W.T + b - t_hid) ** 2).mean((2, 3)).sum(1).mean()
+    tokens = np.broadcast_to(m[:, None, :, None], t_hid.shape)  # real tokens only
+    hid = ((((s_hid @ W.T + b - t_hid) ** 2) * tokens).sum((2, 3)) / tokens.sum((2, 3))).sum(1).mean()
     assert float(att_loss.numpy()) == pytest.approx(att, rel=1e-4)
     assert float(hid_loss.numpy()) == pytest.approx(hid, rel=1e-4)
     assert float(loss.numpy()) == pytest.approx(att + hid, rel=1e-4)

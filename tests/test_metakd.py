@@ -120,8 +120,11 @@ def test_first_stage_loss_matches_numpy_per_example_weighting(attention):
     def zero_masked(a):
         return np.where(a <= -100, 0.0, a) if attention == "scores" else a
 
-    att = ((zero_masked(s_att) - zero_masked(batch["teacher_attention"])) ** 2).mean((2, 3, 4)).sum(1)
-    hid = ((s_hid @ W.T + b - batch["teacher_hidden"]) ** 2).mean((2, 3)).sum(1)
+    pairs = np.broadcast_to((mask[:, :, None] * mask[:, None, :])[:, None, None], s_att.shape)  # real query x key
+    att = (((zero_masked(s_att) - zero_masked(batch["teacher_attention"])) ** 2 * pairs).sum((2, 3, 4))
+           / pairs.sum((2, 3, 4))).sum(1)
+    tokens = np.broadcast_to(mask[:, None, :, None], batch["teacher_hidden"].shape)  # real tokens only
+    hid = (((s_hid @ W.T + b - batch["teacher_hidden"]) ** 2 * tokens).sum((2, 3)) / tokens.sum((2, 3))).sum(1)
     pooled = (s_hid[:, -1] * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
     dom = (((pooled + E[batch["domain"]]) @ Wd.T + bd - batch["teacher_domain"]) ** 2).mean(-1)
     per_example = att + hid + 0.5 * dom
@@ -181,10 +184,17 @@ def test_second_stage_soft_cross_entropy_matches_numpy():
 
 
 def test_row_subset_visits_each_chosen_row_once_per_epoch():
+    from model_compress.data.loader import OFRecordLoader
+
     class FakeLoader:
         batch_size, shuffle, drop_last, seed, rank, world_size, device = 3, True, False, 7, 0, 1, "cpu"
+        num_records, seq_length, as_numpy = 20, 1, False
         features = ["idxs", "domain"]
         arrays = {"idxs": np.arange(20, dtype=np.int32), "domain": np.arange(20, dtype=np.int32) % 4}
+        epoch_plan, make_batch = OFRecordLoader.epoch_plan, OFRecordLoader.make_batch
+
+        def _resolved_buckets(self):
+            return None, None  # no length buckets
 
     rows = np.flatnonzero(FakeLoader.arrays["domain"] == 1)
     subset = metakd.RowSubset(FakeLoader(), rows)

@@ -18,7 +18,13 @@ not (measured on 0.9.0):
   ``data_part_num < world_size``. The loader gives the reader a placement holding only its own rank,
   so every rank reads the whole split, and then shards records itself (disjoint, seeded).
 
-Batch dict (one per step): ``input_ids input_mask segment_ids`` int32 ``[B, seq_length]``;
+Length buckets (``length_buckets``, see ``data.buckets``): examples are grouped by token count, every
+batch holds one bucket's examples and its sequence features are sliced to that bucket's bound, so a
+batch is ``[B, bound]`` instead of ``[B, seq_length]``; the epoch plan stays seeded and identical on
+every rank (all ranks run the same bucket at a step).
+
+Batch dict (one per step): ``input_ids input_mask segment_ids`` int32 ``[B, seq_length]`` (or
+``[B, bound]`` with buckets);
 ``label_ids``, ``domain``, ``idxs`` int32 ``[B]``; ``weights`` float32 ``[B]``. ``label_ids`` is ``-1``
 for unlabeled (test) examples.
 
@@ -33,6 +39,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from model_compress.data import buckets as bucketing
 from model_compress.data.ofrecord import read_split_meta, verify_split
 from model_compress.runtime import require_oneflow
 
@@ -139,6 +146,8 @@ class OFRecordLoader:
         as_numpy: yield numpy arrays instead of tensors (for tools).
         read_chunk: records per OFRecordReader call while loading.
         verify: check files against meta.json before OneFlow reads them.
+        length_buckets: ``None`` (every batch padded to ``seq_length``), ``"auto"`` (bounds chosen from
+            the split's token lengths) or explicit bounds; see ``data.buckets``.
     """
 
     def __init__(
@@ -156,6 +165,7 @@ class OFRecordLoader:
         as_numpy: bool = False,
         read_chunk: int = 4096,
         verify: bool = True,
+        length_buckets: bucketing.LengthBuckets = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -183,6 +193,8 @@ class OFRecordLoader:
         self._read_chunk = read_chunk
         self._arrays: dict[str, np.ndarray] | None = None
         self._epoch = 0
+        self.length_buckets = length_buckets
+        self._bucketing: tuple | None = None  # (bounds, bucket of every record) once resolved
         # shard size does not depend on the epoch
         self.num_examples = len(self._indices(0))
         if self.drop_last and self.num_examples < self.batch_size:
@@ -217,30 +229,85 @@ class OFRecordLoader:
         """Choose the epoch (and so the shuffle order) of the next ``iter()``."""
         self._epoch = int(epoch)
 
+    # -- length buckets --------------------------------------------------------------------------
+    def _resolved_buckets(self) -> tuple:
+        if self._bucketing is None:
+            bounds = record_buckets = None
+            if self.length_buckets is not None:
+                if "input_mask" not in self.features:
+                    raise ValueError(f"split {self.directory}: length buckets need the input_mask feature")
+                lengths = bucketing.token_lengths(self.arrays["input_mask"])
+                bounds = bucketing.resolve_bounds(self.length_buckets, lengths, self.seq_length)
+                if bounds is not None:
+                    record_buckets = bucketing.bucket_ids(lengths, bounds)
+            self._bucketing = (bounds, record_buckets)
+        return self._bucketing
+
+    @property
+    def bounds(self) -> tuple[int, ...] | None:
+        """The bucket bounds in force (None: every batch is padded to ``seq_length``)."""
+        return self._resolved_buckets()[0]
+
+    def bucket_summary(self) -> str:
+        """One line: the bounds and the records per bucket, or that batches are padded to ``seq_length``."""
+        bounds, record_buckets = self._resolved_buckets()
+        if bounds is None:
+            return f"no length buckets (every batch padded to {self.seq_length} tokens)"
+        return bucketing.describe(bounds, record_buckets, self.num_records)
+
+    def epoch_plan(self, epoch: int, rows: np.ndarray | None = None) -> list[tuple[int, np.ndarray]]:
+        """This rank's batches of one epoch as (sequence bound, record indices), over all records or ``rows``.
+
+        Without buckets: this rank's shard (``shard_indices``) cut into consecutive batches of
+        ``seq_length``. With buckets: the global plan of ``buckets.plan_batches`` (global batches of
+        ``batch_size * world_size``, the same on every rank), each batch's rows dealt to the ranks.
+        """
+        rows = np.arange(self.num_records) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+        bounds, record_buckets = self._resolved_buckets()
+        if bounds is None:
+            order = rows[shard_indices(len(rows), self.rank, self.world_size, self.shuffle, self.seed, epoch,
+                                       equal_shards=self.drop_last)]
+            count = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
+            return [(self.seq_length, order[i:i + self.batch_size]) for i in range(0, count, self.batch_size)]
+        order = rows[np.random.default_rng([self.seed, epoch]).permutation(len(rows))] if self.shuffle else rows
+        plan = bucketing.plan_batches(
+            order, record_buckets, len(bounds), self.batch_size * self.world_size, self.drop_last,
+            shuffle_seed=(self.seed, epoch, 1) if self.shuffle else None)
+        dealt = [(bounds[bucket], index[self.rank::self.world_size]) for bucket, index in plan]
+        return [(bound, index) for bound, index in dealt if len(index)]
+
+    def make_batch(self, index: np.ndarray, bound: int | None = None) -> dict:
+        """The batch of records ``index``, sequence features sliced to ``bound`` tokens (default all)."""
+        arrays, bound = self.arrays, bound or self.seq_length
+        batch = {}
+        for name in self.features:
+            value = arrays[name][index]
+            if bound < self.seq_length and value.ndim == 2 and value.shape[1] == self.seq_length:
+                value = np.ascontiguousarray(value[:, :bound])
+            batch[name] = value
+        if self.as_numpy:
+            return batch
+        tensors = {}
+        for name, value in batch.items():
+            tensor = flow.from_numpy(value)
+            if self.device not in (None, "cpu"):
+                tensor = tensor.to(self.device)
+            tensors[name] = tensor
+        return tensors
+
     def __len__(self) -> int:
         """Batches per epoch on this rank."""
-        if self.drop_last:
-            return self.num_examples // self.batch_size
-        return math.ceil(self.num_examples / self.batch_size)
+        if self.length_buckets is None:
+            if self.drop_last:
+                return self.num_examples // self.batch_size
+            return math.ceil(self.num_examples / self.batch_size)
+        return len(self.epoch_plan(0))
 
     def __iter__(self) -> Iterator[dict]:
         epoch = self._epoch
         self._epoch += 1
-        arrays = self.arrays
-        order = self._indices(epoch)
-        for step in range(len(self)):
-            index = order[step * self.batch_size:(step + 1) * self.batch_size]
-            batch = {name: arrays[name][index] for name in self.features}
-            if self.as_numpy:
-                yield batch
-                continue
-            tensors = {}
-            for name, value in batch.items():
-                tensor = flow.from_numpy(value)
-                if self.device not in (None, "cpu"):
-                    tensor = tensor.to(self.device)
-                tensors[name] = tensor
-            yield tensors
+        for bound, index in self.epoch_plan(epoch):
+            yield self.make_batch(index, bound)
 
 
 def make_loader(

@@ -7,6 +7,10 @@ state j (0 = embeddings output) from teacher hidden state k*j through the learnt
 
     attention_i = sum_l MSE(A_s[l], A_t[k*l+k-1])        hidden_i = sum_j MSE(fit_dense(h_s[j]), h_t[k*j])
 
+With the input mask given, every MSE is a mean over the real tokens only (hidden states: real positions;
+attention maps: real query x real key entries), so padding never counts and a batch cut to its length
+bucket's bound gives exactly the loss of the same batch padded to --seq_length.
+
 A is either the attention probability (softmax over keys, ``"probs"``) or the raw pre-softmax score
 with masked keys counted as 0 on both sides (``"scores"``, TinyBERT's choice). The teacher side
 arrives stacked ([B, layers, ...]); the student side stays a list of per-layer tensors (see
@@ -55,20 +59,26 @@ def init_projection(layer: nn.Linear, std: float) -> None:
     nn.init.zeros_(layer.bias)
 
 
-def attention_mse_per_example(student: Sequence[flow.Tensor], teacher: flow.Tensor, attention: str) -> flow.Tensor:
+def attention_mse_per_example(student: Sequence[flow.Tensor], teacher: flow.Tensor, attention: str,
+                              mask: flow.Tensor | None = None) -> flow.Tensor:
     """[B] attention loss: student maps [B, heads, L, L] per layer against the teacher stack
-    [B, layers, heads, L, L], per-layer MSEs summed; raw scores masked (``"scores"``) or probabilities."""
+    [B, layers, heads, L, L], per-layer MSEs summed (over real query/key pairs when ``mask`` [B, L] is
+    given); raw scores masked (``"scores"``) or probabilities."""
+    weight = None if mask is None else losses.token_weights(mask, pairs=True)
     if attention == "scores":
-        return losses.attention_score_mse_per_example(student, teacher)
-    return losses.layerwise_mse_per_example(student, teacher)
+        return losses.attention_score_mse_per_example(student, teacher, weight)
+    return losses.layerwise_mse_per_example(student, teacher, weight)
 
 
 def intermediate_mse_per_example(enc, fit_dense: nn.Module, teacher_attention: flow.Tensor,
-                                 teacher_hidden: flow.Tensor, attention: str) -> tuple[flow.Tensor, flow.Tensor]:
+                                 teacher_hidden: flow.Tensor, attention: str,
+                                 mask: flow.Tensor | None = None) -> tuple[flow.Tensor, flow.Tensor]:
     """([B] attention loss, [B] hidden-state loss) of a student's EncoderOutput (run with hidden states and
-    attentions) against the teacher's stacked mapped layers; every hidden state goes through ``fit_dense``."""
-    att = attention_mse_per_example(attention_maps(enc, attention), teacher_attention, attention)
-    hidden = losses.layerwise_mse_per_example([fit_dense(h) for h in enc.hidden_states], teacher_hidden)
+    attentions) against the teacher's stacked mapped layers; every hidden state goes through ``fit_dense``.
+    With ``mask`` (the batch's input mask) both count real tokens only."""
+    att = attention_mse_per_example(attention_maps(enc, attention), teacher_attention, attention, mask)
+    weight = None if mask is None else losses.token_weights(mask)
+    hidden = losses.layerwise_mse_per_example([fit_dense(h) for h in enc.hidden_states], teacher_hidden, weight)
     return att, hidden
 
 

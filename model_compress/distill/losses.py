@@ -73,9 +73,20 @@ def normalized_state_distance(student_states: flow.Tensor, teacher_states: flow.
     return ((s - t) ** 2).sum(-1).sum(-1).mean()
 
 
-def layerwise_mse_per_example(students: Sequence[flow.Tensor], teacher: flow.Tensor) -> flow.Tensor:
+def token_weights(mask: flow.Tensor, pairs: bool = False) -> flow.Tensor:
+    """[B, L] 1/0 mask -> float weights of real tokens: [B, L, 1] for token states ([B, L, H]), or with
+    ``pairs`` [B, 1, L, L] for (real query, real key) entries of attention maps ([B, heads, L, L])."""
+    m = mask.to(flow.float32)
+    if pairs:
+        return m.unsqueeze(1).unsqueeze(3) * m.unsqueeze(1).unsqueeze(2)
+    return m.unsqueeze(2)
+
+
+def layerwise_mse_per_example(students: Sequence[flow.Tensor], teacher: flow.Tensor,
+                              weight: flow.Tensor | None = None) -> flow.Tensor:
     """Per-layer student tensors [B, ...] against the teacher's [B, layers, ...] stack -> [B]: per layer
-    the mean squared error over its elements, summed over layers.
+    the mean squared error over its elements (with ``weight``, see ``token_weights``, over the real
+    tokens' elements only), summed over layers.
 
     Its batch mean is the sum over layers of each layer's MSE over the whole batch. The student side is
     not stacked: in a multi-process nn.Graph, OneFlow 0.9 may give the backward of `flow.stack` a split
@@ -84,16 +95,22 @@ def layerwise_mse_per_example(students: Sequence[flow.Tensor], teacher: flow.Ten
     """
     if len(students) != teacher.shape[1]:
         raise ValueError(f"{len(students)} student layers against {teacher.shape[1]} teacher layers")
-    total = mse_per_example(students[0], teacher[:, 0])
+    total = mse_per_example(students[0], teacher[:, 0], weight)
     for layer in range(1, len(students)):
-        total = total + mse_per_example(students[layer], teacher[:, layer])
+        total = total + mse_per_example(students[layer], teacher[:, layer], weight)
     return total
 
 
-def mse_per_example(student: flow.Tensor, teacher: flow.Tensor) -> flow.Tensor:
-    """[B] mean squared error over all but the batch dimension."""
+def mse_per_example(student: flow.Tensor, teacher: flow.Tensor, weight: flow.Tensor | None = None) -> flow.Tensor:
+    """[B] mean squared error over all but the batch dimension; with ``weight`` (broadcastable 0/1, e.g.
+    ``token_weights``) the mean over the weighted elements only, so padding never counts and a batch cut to
+    a shorter length (length buckets) gives the same value."""
     diff = (student - teacher) ** 2
-    return diff.reshape(diff.shape[0], -1).mean(-1)
+    if weight is None:
+        return diff.reshape(diff.shape[0], -1).mean(-1)
+    full = weight.expand(*diff.shape)
+    rows = diff.shape[0]
+    return (diff * full).reshape(rows, -1).sum(-1) / full.reshape(rows, -1).sum(-1).clamp(min=1.0)
 
 
 def keep_unmasked(scores: flow.Tensor) -> flow.Tensor:
@@ -101,10 +118,11 @@ def keep_unmasked(scores: flow.Tensor) -> flow.Tensor:
     return scores * (scores > MASKED_SCORE).to(scores.dtype)
 
 
-def attention_score_mse_per_example(students: Sequence[flow.Tensor], teacher: flow.Tensor) -> flow.Tensor:
+def attention_score_mse_per_example(students: Sequence[flow.Tensor], teacher: flow.Tensor,
+                                    weight: flow.Tensor | None = None) -> flow.Tensor:
     """TinyBERT's attention loss, [B]: per layer the MSE between raw (pre-softmax) attention scores with
     masked keys counted as 0 on both sides, summed over layers.
 
     Student scores [B, heads, L, L] per layer, teacher stack [B, layers, heads, L, L].
     """
-    return layerwise_mse_per_example([keep_unmasked(s) for s in students], keep_unmasked(teacher))
+    return layerwise_mse_per_example([keep_unmasked(s) for s in students], keep_unmasked(teacher), weight)

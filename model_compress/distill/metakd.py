@@ -104,7 +104,7 @@ class MetaDistillFirstStage(nn.Module):
         logits, enc = self.student(input_ids, segment_ids, input_mask, output_hidden_states=True,
                                    output_attentions=True)
         attention, hidden = intermediate_mse_per_example(enc, self.fit_dense, teacher_attention, teacher_hidden,
-                                                         self.attention)
+                                                         self.attention, input_mask)
         dom = losses.mse_per_example(self.student_domain(enc.sequence_output, input_mask, domain), teacher_domain)
         per_example = attention + hidden + self.domain_loss_weight * dom
         if self.use_sample_weights:

@@ -110,7 +110,8 @@ class PKDSequenceMSEObjective(nn.Module):
 
     Student hidden states (embeddings and every layer) go through one shared `fit_dense` projection
     and are compared with the teacher states of the uniform mapping (embeddings, k, 2k, ...); each
-    layer's MSE is a mean over batch, tokens and width, and the layers are summed. The soft loss has
+    layer's MSE is a mean over the real tokens (padding left out, unlike the original) and the width,
+    then the batch, and the layers are summed. The soft loss has
     no T^2 factor and averages over classes as well as examples.
     """
 
@@ -138,7 +139,8 @@ class PKDSequenceMSEObjective(nn.Module):
         hard = losses.cross_entropy_per_example(logits, labels_of(label_ids)).mean()
         soft = losses.class_mean_soft_cross_entropy(logits, teacher_logits, self.temperature)
         student_hidden = [self.fit_dense(enc.hidden_states[j]) for j in self.student_layers]
-        patient = losses.layerwise_mse_per_example(student_hidden, teacher_hidden).mean()
+        patient = losses.layerwise_mse_per_example(student_hidden, teacher_hidden,
+                                                   losses.token_weights(input_mask)).mean()
         loss = (1.0 - self.alpha) * hard + self.alpha * soft + self.beta * patient
         return loss, logits
 
@@ -147,6 +149,8 @@ class TinyBERTIntermediateObjective(nn.Module):
     """TinyBERT step 1: attention MSE + hidden-state MSE (embeddings included, through ``fit_dense``).
 
         L = mean_b [ sum_l MSE(A_s[l], A_t[k*l+k-1]) + sum_j MSE(fit_dense(h_s[j]), h_t[k*j]) ]
+
+    Each MSE counts real tokens only (attention: real query x real key entries), see ``intermediate``.
 
     Teacher targets arrive stacked in mapping order (``teacher_attention`` [B, M, heads, L, L],
     ``teacher_hidden`` [B, M + 1, L, H_t]). Returns (loss, logits, attention loss, hidden loss).
@@ -165,7 +169,7 @@ class TinyBERTIntermediateObjective(nn.Module):
         logits, enc = self.student(input_ids, segment_ids, input_mask, output_hidden_states=True,
                                    output_attentions=True)
         attention, hidden = intermediate_mse_per_example(enc, self.fit_dense, teacher_attention, teacher_hidden,
-                                                         self.attention)
+                                                         self.attention, input_mask)
         attention, hidden = attention.mean(), hidden.mean()
         return attention + hidden, logits, attention, hidden
 

@@ -130,6 +130,7 @@ class TaskData:
     seq_length: int
     resave: bool
     examples: dict
+    length_buckets: str | tuple[int, ...] | None = None  # for training loaders and bucketed evaluation
 
     @property
     def labels(self) -> list[str]:
@@ -150,16 +151,22 @@ class TaskData:
         distributed.barrier()
         return info.directory if info else os.path.join(self.data_dir, "ofrecord", name)
 
-    def loader(self, name: str, batch_size: int, train: bool, seed: int, **kwargs) -> OFRecordLoader:
+    def loader(self, name: str, batch_size: int, train: bool, seed: int, bucketed: bool | None = None,
+               **kwargs) -> OFRecordLoader:
         """The split built (or reused) and read into memory under its lock: a concurrent job asking for
-        other content waits, and neither reads the other's half-replaced files."""
+        other content waits, and neither reads the other's half-replaced files.
+
+        ``bucketed`` (default: ``train``) applies the task's length buckets; their choice is printed."""
         # Multi-process runs build on rank 0 and meet at a barrier: a lock held across it would
         # deadlock the other ranks, so there each rank reads after the barrier as before.
         lock = split_lock(self.data_dir, name) if not distributed.is_distributed() else contextlib.nullcontext()
         with lock:
             directory = self.split(name, kwargs.pop("with_domain", False), kwargs.pop("weights", None))
-            loader = OFRecordLoader(directory, batch_size, train=train, seed=seed, **kwargs)
+            buckets = self.length_buckets if (train if bucketed is None else bucketed) else None
+            loader = OFRecordLoader(directory, batch_size, train=train, seed=seed, length_buckets=buckets, **kwargs)
             loader.arrays  # noqa: B018  (read now, while the lock is held)
+        if buckets is not None and distributed.rank() == 0:
+            print(f"[data] {name}: {loader.bucket_summary()}", file=sys.stderr)
         return loader
 
 
@@ -202,7 +209,8 @@ def load_task_data(
     except (DataFormatError, FileNotFoundError) as exc:
         fail(str(exc))
     tokenizer = FullTokenizer(vocab_file, do_lower_case=settings.do_lower_case)
-    return TaskData(processor, tokenizer, settings.data_dir, settings.seq_length, settings.resave_ofrecord, examples)
+    return TaskData(processor, tokenizer, settings.data_dir, settings.seq_length, settings.resave_ofrecord, examples,
+                    settings.length_buckets)
 
 
 def default_output_dir(model_save_dir: str | None, task_name: str, job: str) -> str:
@@ -327,5 +335,5 @@ def evaluate_snapshot(
     model, _, _ = load_classifier(snapshot, len(data.labels), student=student)
     model = distributed.setup_model(model, settings.device)
     source = data.loader(split, settings.eval_batch_size_per_device, train=False, seed=settings.seed,
-                         rank=0, world_size=1)
+                         rank=0, world_size=1, bucketed=True)
     return evaluate_classifier(Predictor(ClassifierLogits(model), eager=settings.eager), source), model

@@ -28,6 +28,7 @@ class DataSettings:
     train_example_num: int = 0
     dev_example_num: int = 0
     eval_example_num: int = 0
+    length_buckets: str | tuple[int, ...] | None = None  # data.buckets: "auto", bounds, or None (pad all)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -74,7 +74,7 @@ def train_teacher(settings: TrainSettings, data, model_dir: str, vocab: str, out
     model = distributed.setup_model(model, settings.device)
     train_source = data.loader("train", batch_size, train=True, seed=settings.seed)
     dev_source = data.loader(eval_split, settings.eval_batch_size_per_device, train=False, seed=settings.seed,
-                             rank=0, world_size=1)
+                             rank=0, world_size=1, bucketed=True)
     return fit_classifier(settings, ClassificationObjective(model), model, train_source, dev_source, vocab,
                           output_dir, meta={"labels": data.labels, "role": "teacher", **(meta or {})})
 

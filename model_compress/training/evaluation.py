@@ -24,12 +24,12 @@ class Predictor:
         self.input_names = list(module.input_names)
         self.eager = eager
         self._step = None
-        self._warm = False
+        self._warm: set = set()  # input shapes compiled so far (one graph each: length buckets)
         self._rows = None
 
     def _placed(self, tensor):
-        # nn.Graph is compiled for the first batch's shape; a smaller last batch is padded, its extra
-        # outputs dropped. With several ranks each computes its block of the (padded) rows.
+        # nn.Graph is compiled per shape, rows from the first batch; a smaller last batch is padded, its
+        # extra outputs dropped. With several ranks each computes its block of the (padded) rows.
         if self.eager:
             return distributed.replicate_tensor(tensor)
         if self._rows is None:
@@ -41,19 +41,21 @@ class Predictor:
         """Per batch: (outputs trimmed to the batch's rows, the batch, seconds spent in the model).
 
         Every graph inference goes through here: the last, shorter batch is padded to the compiled
-        shape. A module returning a tuple gives a list of numpy arrays, else one array.
+        shape; batches of another sequence length (length buckets) run their own compiled graph. A
+        module returning a tuple gives a list of numpy arrays, else one array.
         """
         if self._step is None:
-            self._step = make_eval_step(self.module, eager=self.eager)
+            self._step = make_eval_step(self.module, eager=self.eager, per_shape=True)
         self.module.eval()
         source.set_epoch(epoch)
         for batch in source:
             rows = batch[self.input_names[0]].shape[0]
             inputs = [self._placed(batch[n]) for n in self.input_names]
-            if not self._warm:  # compile outside the timed region so throughput means steady state
+            shape = tuple(tuple(t.shape) for t in inputs)
+            if shape not in self._warm:  # compile outside the timed region so throughput means steady state
                 warm = self._step(*inputs)
                 (warm[0] if isinstance(warm, tuple) else warm).numpy()
-                self._warm = True
+                self._warm.add(shape)
             start = time.perf_counter()
             out = self._step(*inputs)
             out = [distributed.to_local_numpy(t)[:rows] for t in out] if isinstance(out, tuple) else \
@@ -61,7 +63,8 @@ class Predictor:
             yield out, batch, time.perf_counter() - start
 
     def outputs(self, source, epoch: int = 0, progress: str | None = None) -> tuple:
-        """(stacked outputs, stacked batch features as numpy, seconds spent in the model).
+        """(stacked outputs, stacked batch features as numpy, seconds spent in the model), in the source's
+        batch order (a bucketed source groups rows by length: join by the ``idxs`` feature).
 
         A module returning a tuple gives a list of stacked arrays, one per output. `progress` names a
         progress bar (batches, on stderr, rank 0) for long passes; None shows none.
@@ -77,10 +80,18 @@ class Predictor:
                 features.setdefault(name, []).append(tensor.numpy())
         if not chunks:
             raise ValueError("the evaluation set is empty")
-        stacked = {name: np.concatenate(parts) for name, parts in features.items()}
+        stacked = {name: np.concatenate(pad_columns(parts)) for name, parts in features.items()}
         if isinstance(chunks[0], list):
             return [np.concatenate(parts) for parts in zip(*chunks)], stacked, seconds
         return np.concatenate(chunks), stacked, seconds
+
+
+def pad_columns(parts: list[np.ndarray]) -> list[np.ndarray]:
+    """Batches of a sequence feature sliced to different bounds (length buckets), zero-padded on the right
+    to the widest: the values the unsliced records hold there."""
+    width = max(p.shape[1] if p.ndim > 1 else 0 for p in parts)
+    return [np.pad(p, [(0, 0), (0, width - p.shape[1])] + [(0, 0)] * (p.ndim - 2)) if p.ndim > 1 else p
+            for p in parts]
 
 
 def pad_rows(tensor, rows: int):

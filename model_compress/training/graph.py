@@ -1,5 +1,10 @@
 """One nn.Graph wrapper for training and one for evaluation, shared by every job.
 
+Length buckets give batches of a few shapes; nn.Graph is static, so ``GraphPerShape`` compiles one
+graph per input shape on first use. They share the module's parameters, and training graphs also the
+optimizer's state (Adam moments, the step counter that drives the learning-rate schedule and bias
+correction, a loss scale): see ``share_optimizer_state``.
+
 An *objective* is an nn.Module whose forward takes the batch tensors (in the order of its
 `input_names`) and returns a tuple whose first element is the scalar loss; the rest (logits, ...)
 are passed through. The same objective runs eagerly when `--eager` is asked for, for debugging.
@@ -48,6 +53,55 @@ class EvalGraph(nn.Graph):
         return self.module(*inputs)
 
 
+def optimizer_state(graph: nn.Graph) -> dict[str, flow.Tensor]:
+    """The state a compiled graph holds besides its modules' parameters: optimizer moments, the train
+    step counter, the loss scale (OneFlow calls them additional variables)."""
+    return {name: value for name, value in graph.state_dict().items() if name not in graph._blocks}
+
+
+def share_optimizer_state(source: nn.Graph, target: nn.Graph) -> None:
+    """Make the not yet compiled ``target`` run on ``source``'s optimizer state tensors (not copies).
+
+    OneFlow 0.9 has no graph sharing API; a graph compiled after ``load_state_dict`` of additional
+    variables registers the given tensors as its variables (a local tensor is wrapped into a global one
+    without a copy), so both graphs then read and update the same memory, in the order they run.
+    """
+    if not source.is_compiled:
+        raise ValueError("the source graph must be compiled before its state can be shared")
+    if target.is_compiled:
+        raise ValueError("the target graph is already compiled: its state can no longer be shared")
+    target.load_state_dict(optimizer_state(source), strict=False)
+
+
+class GraphPerShape:
+    """One graph per distinct shape of the inputs, built by ``make_graph`` and compiled on first use.
+
+    All graphs share the module parameters (they wrap the same modules); with ``share_state`` a new
+    graph also runs on the first graph's optimizer state, so stepping graphs of different shapes in any
+    order is one optimisation. Inputs of one shape only give exactly one graph (no buckets).
+    """
+
+    def __init__(self, make_graph: Callable[[], nn.Graph], share_state: bool, module: nn.Module | None = None) -> None:
+        self.make_graph = make_graph
+        self.share_state = share_state
+        self.module = module  # the trained module, whose parameters' traced grads are cleared per new graph
+        self.graphs: dict[tuple, nn.Graph] = {}
+
+    def __call__(self, *inputs):
+        key = tuple(tuple(t.shape) for t in inputs)
+        graph = self.graphs.get(key)
+        if graph is None:
+            graph = self.make_graph()
+            if self.share_state and self.graphs:
+                share_optimizer_state(next(iter(self.graphs.values())), graph)
+                # tracing a train graph leaves lazy tensors in the parameters' .grad; the next trace
+                # would add to them and fail (`Check failed: input_tensor->is_eager()`)
+                for param in self.module.parameters() if self.module is not None else ():
+                    param.grad = None
+            self.graphs[key] = graph
+        return graph(*inputs)
+
+
 class EagerTrainStep:
     """The eager twin of TrainGraph: same objective, optimizer and schedule, step by step."""
 
@@ -67,31 +121,38 @@ class EagerTrainStep:
         return outputs
 
     def _clip(self) -> None:
-        for group in self.optimizer.param_groups:
-            max_norm = group.get("clip_grad_max_norm") if hasattr(group, "get") else None
+        for group in self.optimizer.param_groups:  # OneFlow's ParamGroup has `in` and `[]`, no `get`
+            max_norm = group["clip_grad_max_norm"] if "clip_grad_max_norm" in group else None
             if max_norm:
-                flow.nn.utils.clip_grad_norm_(group["params"], max_norm, group["clip_grad_norm_type"])
+                flow.nn.utils.clip_grad_norm_(group.parameters, max_norm, group["clip_grad_norm_type"])
 
 
 def make_train_step(
-    objective: nn.Module, optimizer, scheduler=None, eager: bool = False, amp: bool = False
+    objective: nn.Module, optimizer, scheduler=None, eager: bool = False, amp: bool = False, per_shape: bool = False
 ) -> Callable[..., Sequence[flow.Tensor]]:
-    """A callable running one training step: a compiled TrainGraph (mixed precision if `amp`), or its
-    eager twin (always float32)."""
+    """A callable running one training step: a compiled TrainGraph (mixed precision if `amp`; with
+    `per_shape` one per input shape, sharing the optimizer state), or its eager twin (always float32)."""
     objective.train()
     if eager:
         return EagerTrainStep(objective, optimizer, scheduler)
+    if per_shape:
+        return GraphPerShape(lambda: TrainGraph(objective, optimizer, scheduler, amp=amp), True, objective)
     return TrainGraph(objective, optimizer, scheduler, amp=amp)
 
 
-def make_eval_step(module: nn.Module, eager: bool = False) -> Callable[..., Sequence[flow.Tensor]]:
-    """A callable running inference with `module` in eval mode."""
+def make_eval_step(
+    module: nn.Module, eager: bool = False, per_shape: bool = False
+) -> Callable[..., Sequence[flow.Tensor]]:
+    """A callable running inference with `module` in eval mode (an EvalGraph; with `per_shape` one per
+    input shape)."""
     module.eval()
     if eager:
         def run(*inputs):
             with flow.no_grad():
                 return module(*inputs)
         return run
+    if per_shape:
+        return GraphPerShape(lambda: EvalGraph(module), False)
     return EvalGraph(module)
 
 

@@ -99,7 +99,7 @@ def train(
         fused=config.device.startswith("cuda") and not config.eager,  # the fused kernel is CUDA-only
     )
     scheduler = build_scheduler(optimizer, total_steps, config.warmup_proportion)
-    step_fn = make_train_step(objective, optimizer, scheduler, eager=config.eager)
+    step_fn = make_train_step(objective, optimizer, scheduler, eager=config.eager, per_shape=True)
 
     best = LoopResult(float("-inf"), -1, None, [], 0.0, 0, float("nan"))
     is_main = distributed.rank() == 0

@@ -52,12 +52,32 @@ class ArrayBatches:
             yield {name: flow.tensor(np.ascontiguousarray(a[take])) for name, a in self.arrays.items()}
 
 
-class WithCachedTargets:
-    """Adds per-example arrays (gathered by the batch's `idxs`) to every batch of `source`."""
+# Per-example cached targets with token axes (axes of the gathered batch array): they are stored at the
+# split's full seq_length and sliced to the batch's own length (length buckets). Shapes as produced by
+# distill.objectives.TeacherTargets and the Meta-KD dumps.
+CACHED_SEQUENCE_AXES: dict[str, tuple[int, ...]] = {
+    "teacher_attention": (3, 4),  # [B, layers, heads, L, L]
+    "teacher_hidden": (2,),  # [B, layers, L, H]
+}
 
-    def __init__(self, source, cached: dict[str, np.ndarray]) -> None:
+
+def slice_tokens(value: np.ndarray, axes: tuple[int, ...], length: int) -> np.ndarray:
+    """``value`` cut to its first ``length`` positions along every axis in ``axes``."""
+    index = [slice(None)] * value.ndim
+    for axis in axes:
+        index[axis] = slice(0, length)
+    return np.ascontiguousarray(value[tuple(index)])
+
+
+class WithCachedTargets:
+    """Adds per-example arrays (gathered by the batch's `idxs`) to every batch of `source`; the token axes of
+    sequence-shaped caches (``sequence_axes``) are cut to the batch's length (its ``input_ids`` width)."""
+
+    def __init__(self, source, cached: dict[str, np.ndarray],
+                 sequence_axes: dict[str, tuple[int, ...]] | None = None) -> None:
         self.source = source
         self.cached = cached
+        self.sequence_axes = CACHED_SEQUENCE_AXES if sequence_axes is None else sequence_axes
 
     def __len__(self) -> int:
         return len(self.source)
@@ -70,56 +90,45 @@ class WithCachedTargets:
             if "idxs" not in batch:
                 raise KeyError("batches need an `idxs` feature to join cached teacher outputs")
             rows = batch["idxs"].numpy().reshape(-1).astype(np.int64)
-            extra = {name: flow.tensor(np.ascontiguousarray(a[rows])) for name, a in self.cached.items()}
+            length = batch["input_ids"].shape[1] if "input_ids" in batch else None
+            extra = {}
+            for name, array in self.cached.items():
+                value = np.ascontiguousarray(array[rows])
+                if name in self.sequence_axes and length is not None:
+                    value = slice_tokens(value, self.sequence_axes[name], length)
+                extra[name] = flow.tensor(value)
             yield {**batch, **extra}
 
 
 class RowSubset:
     """Batches of an OFRecordLoader restricted to some of its records (e.g. one domain's rows).
 
-    Keeps the loader's semantics: a shuffle per epoch drawn from (seed, epoch), rank sharding, drop_last
-    in training mode. Batches carry the records' original ``idxs``, so per-example caches of the whole
-    split still join by index.
+    Keeps the loader's semantics (``OFRecordLoader.epoch_plan`` over the rows): a shuffle per epoch drawn
+    from (seed, epoch), rank sharding, drop_last in training mode, length buckets. Batches carry the
+    records' original ``idxs``, so per-example caches of the whole split still join by index.
     """
 
     def __init__(self, loader, rows: np.ndarray) -> None:
-        from model_compress.data.loader import shard_indices
-
         self.loader = loader
         self.rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         if len(self.rows) == 0:
             raise ValueError("the row subset is empty")
-        self._shard = shard_indices
         self._epoch = 0
-        count = len(self._indices(0))
-        if loader.drop_last and count < loader.batch_size:
-            raise ValueError(f"{count} records on this rank, fewer than one batch of {loader.batch_size}: "
+        if loader.drop_last and not self.loader.epoch_plan(0, self.rows):
+            raise ValueError(f"too few records on this rank for one batch of {loader.batch_size}: "
                              "lower the batch size")
 
-    def _indices(self, epoch: int) -> np.ndarray:
-        lo = self.loader
-        picked = self._shard(len(self.rows), lo.rank, lo.world_size, lo.shuffle, lo.seed, epoch,
-                             equal_shards=lo.drop_last)
-        return self.rows[picked]
-
     def __len__(self) -> int:
-        count, batch = len(self._indices(0)), self.loader.batch_size
-        return count // batch if self.loader.drop_last else -(-count // batch)
+        return len(self.loader.epoch_plan(0, self.rows))
 
     def set_epoch(self, epoch: int) -> None:
         self._epoch = int(epoch)
 
     def __iter__(self) -> Iterator[dict]:
-        order = self._indices(self._epoch)
+        epoch = self._epoch
         self._epoch += 1
-        arrays, batch, device = self.loader.arrays, self.loader.batch_size, self.loader.device
-        for step in range(len(self)):
-            index = order[step * batch:(step + 1) * batch]
-            tensors = {name: flow.from_numpy(np.ascontiguousarray(arrays[name][index]))
-                       for name in self.loader.features}
-            if device not in (None, "cpu"):
-                tensors = {name: t.to(device) for name, t in tensors.items()}
-            yield tensors
+        for bound, index in self.loader.epoch_plan(epoch, self.rows):
+            yield self.loader.make_batch(index, bound)
 
 
 class WithUnitWeights:
