@@ -838,3 +838,14 @@ def test_no_cpu_machine_noise_under_the_launcher(tmp_path):
         verbose = subprocess.run([sys.executable, "-c", "import model_compress"], capture_output=True, text=True,
                                  timeout=300, env={**env, "MODEL_COMPRESS_VERBOSE": "1"}, cwd=str(tmp_path))
         assert "libibverbs not available" in verbose.stderr
+
+
+def test_student_with_another_vocabulary_than_the_teacher(tiny_model_dir, tiny_sst2_dir, model_copy, capsys):
+    """MiniLM and MPNet share word pieces, not ids: a student stored with another vocab.txt is refused."""
+    vocab = os.path.join(model_copy, "vocab.txt")
+    lines = open(vocab, encoding="utf-8").read().splitlines()
+    lines[1000], lines[1001] = lines[1001], lines[1000]
+    open(vocab, "w", encoding="utf-8").write("\n".join(lines) + "\n")
+    refused(student_job.pkd_main, ["--task_name", "sst-2", "--data_dir", tiny_sst2_dir, "--teacher_model",
+                                   tiny_model_dir, "--student_model", model_copy, "--do_train", *FAST],
+            capsys, vocab, "differs from the vocabulary of", "not supported yet")

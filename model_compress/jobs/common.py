@@ -89,6 +89,15 @@ def check_model_inputs(model_dir: str, vocab_file: str, seq_length: int, student
              "it is not this model's vocab (pass the model's own vocab.txt)")
 
 
+def check_same_vocab(student_dir: str, vocab: dict[str, int], source: str) -> None:
+    """A student reads the token ids of the data, tokenized with ``source``'s vocabulary (the teacher's):
+    a vocab.txt stored with the student must be the same (MiniLM and MPNet share word pieces, not ids)."""
+    path = os.path.join(student_dir, "vocab.txt") if os.path.isdir(student_dir) else ""
+    if os.path.isfile(path) and load_vocab(path) != vocab:
+        fail(f"{path} differs from the vocabulary of {source}: the student would read another model's token ids "
+             "(distilling across vocabularies, e.g. an MPNet teacher into a BERT student, is not supported yet)")
+
+
 def load_classifier(
     model_dir: str, num_labels: int, config_changes: dict | None = None, verbose: bool = True,
     student: bool = False,

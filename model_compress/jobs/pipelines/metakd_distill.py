@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from model_compress.cli import fail
-from model_compress.data.tokenization import load_vocab
 from model_compress.distill.intermediate import check_heads
 from model_compress.distill.mapping import student_init_layers
 from model_compress.distill.metakd import TEACHER_ARRAYS, MetaDistillFirstStage, MetaDistillSecondStage
@@ -20,6 +19,7 @@ from model_compress.distill.objectives import VanillaKDObjective
 from model_compress.jobs import settings as cfg
 from model_compress.jobs.common import (
     TaskData,
+    check_same_vocab,
     fit_objective,
     load_classifier,
     save_classifier,
@@ -98,7 +98,7 @@ def build_meta_student(spec: cfg.StudentSettings, stage: str, data: TaskData, re
                                       reference_dir)
         return model, config, "random"
     source_dir = resolve_model(source)
-    _check_vocab(source_dir, data.tokenizer.vocab)
+    check_same_vocab(source_dir, data.tokenizer.vocab, "the teacher")
     model, config, _ = load_classifier(source_dir, len(data.labels), student=True)
     # stage 2 continues the stage-1 student whatever its depth
     wanted = 0 if stage == "second" else spec.student_num_hidden_layers
@@ -112,15 +112,6 @@ def build_meta_student(spec: cfg.StudentSettings, stage: str, data: TaskData, re
         meta_runs.note(f"student: layers {','.join(map(str, layers))} of {source_dir} ({len(layers)} layers)")
         return model, config, f"{source_dir} layers {','.join(map(str, layers))}"
     return model, config, source_dir
-
-
-def _check_vocab(student_dir: str, teacher_vocab: dict[str, int]) -> None:
-    """The student reads the teacher's token ids: a vocab.txt stored with the student must match."""
-    path = os.path.join(student_dir, "vocab.txt") if os.path.isdir(student_dir) else ""
-    if not os.path.isfile(path):
-        return
-    if load_vocab(path) != teacher_vocab:
-        fail(f"{path} differs from the teacher's vocabulary: the student must read the same token ids")
 
 
 def _check_pair(student: BertConfig, teacher: BertConfig) -> None:

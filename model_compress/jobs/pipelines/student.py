@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from model_compress.cli import fail
+from model_compress.data.tokenization import load_vocab
 from model_compress.distill.mapping import pkd_mapping, uniform_mapping
 from model_compress.distill.objectives import (
     PKDObjective,
@@ -20,6 +21,7 @@ from model_compress.distill.teacher_cache import TeacherFileError, cached_teache
 from model_compress.jobs import settings as cfg
 from model_compress.jobs.common import (
     TaskData,
+    check_same_vocab,
     evaluate_snapshot,
     find_vocab,
     fit_classifier,
@@ -43,7 +45,11 @@ def build_student(spec: cfg.StudentSettings, num_labels: int, reference_dir: str
     if not spec.from_scratch:
         if not spec.student_model:
             fail("give --student_model (e.g. from bert-pkd_generate_student_model.py) or --from_scratch")
-        model, config, _ = load_classifier(resolve_model(spec.student_model), num_labels, student=True)
+        student_dir = resolve_model(spec.student_model)
+        teacher_vocab = os.path.join(reference_dir, "vocab.txt") if os.path.isdir(reference_dir) else ""
+        if os.path.isfile(teacher_vocab):
+            check_same_vocab(student_dir, load_vocab(teacher_vocab), reference_dir)
+        model, config, _ = load_classifier(student_dir, num_labels, student=True)
         return model, config
     size_dir = resolve_model(spec.student_model) if spec.student_model else reference_dir
     _, ref_config, _ = load_model_snapshot(size_dir, "derive the student's size from it",
