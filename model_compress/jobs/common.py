@@ -76,7 +76,7 @@ def check_model_inputs(model_dir: str, vocab_file: str, seq_length: int, student
     config = snapshot_config(model_dir, prefer_student=student)
     if config is None:
         return
-    if seq_length > getattr(config, "max_seq_length", seq_length):
+    if isinstance(config, EncoderConfig) and seq_length > config.max_seq_length:  # a BiLSTM reads any length
         fail(f"--seq_length {seq_length} exceeds the {config.max_seq_length} positions of {model_dir}")
     try:
         vocab = load_vocab(vocab_file)
