@@ -26,55 +26,9 @@ from model_compress.jobs import student as student_job
 from model_compress.jobs import teacher as teacher_job
 
 from .conftest import REPO_ROOT
+from .support import clean_success, leftovers, one_line_failure, refused, run_script
 
-LEFTOVER = re.compile(r"\.(tmp|old)[-.]|\.tmp\d+$|\.tmp$")
 FAST = ["--seq_length", "16", "--batch_size_per_device", "8", "--eval_batch_size_per_device", "8"]
-
-
-def leftovers(root) -> list[str]:
-    """Temporary or half-replaced files and folders under `root`."""
-    found = []
-    for parent, dirs, files in os.walk(root):
-        found += [os.path.join(parent, n) for n in dirs + files if LEFTOVER.search(n)]
-    return found
-
-
-def refused(main, argv, capsys, *needles, root=None) -> str:
-    """Run `main(argv)`; assert exit code 2, exactly one error line naming every needle, no traceback."""
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    assert info.value.code == 2, info.value
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if "error:" in line]
-    assert len(lines) == 1, err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    if root is not None:
-        assert leftovers(root) == []
-    return lines[0]
-
-
-def run_script(script: str, args: list[str], cwd: str | None = None, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, os.path.join(REPO_ROOT, "model_compress", script), *args],
-                          capture_output=True, text=True, timeout=300, cwd=cwd, **kwargs)
-
-
-def clean_success(done: subprocess.CompletedProcess) -> None:
-    """A run that must succeed: exit code 0, no traceback, no error line."""
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr and "Check failed" not in done.stderr, done.stderr[-3000:]
-    assert not [line for line in done.stderr.splitlines() if "error:" in line], done.stderr[-3000:]
-
-
-def one_line_failure(done: subprocess.CompletedProcess, *needles) -> str:
-    assert done.returncode == 2, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr and "Check failed" not in done.stderr, done.stderr[-3000:]
-    lines = [line for line in done.stderr.splitlines() if "error:" in line]
-    assert len(lines) == 1, done.stderr[-3000:]
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 @pytest.fixture()

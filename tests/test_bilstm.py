@@ -26,8 +26,8 @@ from model_compress.training.objectives import ClassifierLogits
 from model_compress.training.optim import build_optimizer
 
 from .conftest import REPO_ROOT
-from .test_bad_inputs import clean_success
-from .test_theseus import TINY_RUN, _bash
+from .support import TINY_RUN, clean_success, refused
+from .support import run_shell_script as _bash
 
 SMALL = dict(vocab_size=50, embedding_size=6, hidden_size=5, intermediate_size=7, hidden_dropout_prob=0.0)
 LENGTHS = (7, 3, 1, 5)
@@ -224,7 +224,6 @@ def test_other_teacher_signals_and_a_unidirectional_student(teacher, tmp_path, t
 
 
 def test_bad_bilstm_inputs_fail_in_one_line(tmp_path, tiny_model_dir, tiny_sst2_dir, capsys):
-    from .test_bad_inputs import refused
 
     base = ["--task_name", "SST-2", "--data_dir", tiny_sst2_dir, "--teacher_model", tiny_model_dir, "--do_train",
             "--model_save_dir", str(tmp_path / "s"), "--seq_length", "16"]

@@ -29,6 +29,7 @@ from model_compress.serving.speed import Throughput
 
 from .conftest import REPO_ROOT, TINY_BERT
 from .numpy_bert import bert_forward
+from .support import cli_error
 
 LABELS = ["negative", "positive"]
 VOCAB = os.path.join(default_pretrained_dir(), "vocab.txt")
@@ -181,16 +182,6 @@ def test_legacy_objective_and_hf_snapshots_export(teacher_dir, tmp_path, capsys)
     runner = OnnxRunner(str(tmp_path / "from_hf" / "model.onnx"))
     np.testing.assert_allclose(run_batch(runner, inputs), expected, atol=1e-4)
     assert json.loads(runner.metadata["labels"]) == LABELS
-
-
-def cli_error(capsys, main, argv) -> str:
-    """The one `error:` line a CLI main prints for a user mistake (it must exit with code 2)."""
-    with pytest.raises(SystemExit) as exc:
-        main(list(argv))
-    assert exc.value.code == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
-    assert len(err) == 1
-    return err[0]
 
 
 def _fails(capsys, *argv) -> str:

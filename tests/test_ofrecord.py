@@ -24,25 +24,8 @@ from model_compress.data.ofrecord import (
     write_ofrecord_file,
     write_split,
 )
-from model_compress.data.processors import InputExample
 
-LABELS = ["negative", "positive"]
-DOMAINS = ["books", "dvd", "electronics", "kitchen"]
-
-
-def make_examples(n: int, weights: bool = True) -> list[InputExample]:
-    texts = ["the book is good .", "a very dull film", "the kettle was not great !", "good", "bad books ,"]
-    return [
-        InputExample(
-            f"ex-{i}",
-            texts[i % 5],
-            "not bad" if i % 3 == 0 else None,
-            LABELS[i % 2],
-            DOMAINS[i % 4],
-            (i + 1) / 10 if weights else None,
-        )
-        for i in range(n)
-    ]
+from .support import DOMAINS, LABELS, make_examples
 
 
 def protobuf_record(row: dict) -> bytes:
@@ -282,7 +265,7 @@ import sys, time
 sys.path.insert(0, {root!r})
 from model_compress.data import ofrecord
 from model_compress.data.tokenization import FullTokenizer
-from tests.test_ofrecord import LABELS, make_examples
+from tests.support import LABELS, make_examples
 
 real_write = ofrecord.write_split
 

@@ -16,7 +16,7 @@ from model_compress.modeling.config import BertConfig
 from model_compress.modeling.pretrained import default_pretrained_dir
 
 from .conftest import REPO_ROOT, TINY_BERT
-from .test_export import cli_error
+from .support import cli_error
 
 LABELS = ["negative", "positive"]
 VOCAB = os.path.join(default_pretrained_dir(), "vocab.txt")

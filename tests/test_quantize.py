@@ -24,7 +24,7 @@ from model_compress.serving.quantize import graph_parts
 from model_compress.serving.runners import OnnxRunner, encode_examples, run_batch
 
 from .conftest import REPO_ROOT, TINY_BERT
-from .test_export import cli_error
+from .support import cli_error
 
 LABELS = ["negative", "positive"]
 VOCAB = os.path.join(default_pretrained_dir(), "vocab.txt")
