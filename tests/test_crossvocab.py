@@ -9,8 +9,9 @@ import oneflow as flow
 import pytest
 
 from model_compress import cli
+from model_compress.data.augmentation import AugmentSpec, ensure_augmented
 from model_compress.data.features import convert_examples_to_features
-from model_compress.data.processors import InputExample
+from model_compress.data.processors import InputExample, get_processor
 from model_compress.data.tokenization import FullTokenizer, load_vocab, special_tokens_for
 from model_compress.data.vocab_map import VocabMapError, build_vocab_map, vocab_map_between
 from model_compress.distill.objectives import TeacherTargets
@@ -216,6 +217,26 @@ def test_tinybert_intermediate_and_prediction_across_vocabularies(folders, tiny_
     pred = tinybert(base + ["--intermediate_distill", "False", "--pred_distill", "True", "--num_epochs", "4",
                             "--temperature", "1", "--serve_for_online", "True"])
     assert load_vocab(os.path.join(pred["snapshot"], "vocab.txt")) == load_vocab(bert_vocab())
+    capsys.readouterr()
+
+
+def test_tinybert_augmentation_finds_neighbours_in_the_teachers_embeddings(folders, tiny_sst2_dir, tmp_path,
+                                                                          capsys):
+    teacher_dir, student_dir = folders
+    result = tinybert(FAST + ["--data_dir", tiny_sst2_dir, "--teacher_model", teacher_dir, "--student_model",
+                              student_dir, "--model_save_dir", str(tmp_path / "aug"), "--train_example_num", "8",
+                              "--aug_train", "True", "--N", "2", "--seed", "42", "--do_train", "--max_steps", "2",
+                              "--intermediate_distill", "True", "--pred_distill", "False"])
+    assert result["train_rows"] > 8
+    job_rows = open(os.path.join(tiny_sst2_dir, "train_aug.tsv"), encoding="utf-8").read()
+    # the same augmentation with the teacher's own tokenizer and embedding rows
+    examples = get_processor("sst-2").get_examples(tiny_sst2_dir, "train")[:8]
+    teacher, _, _ = load_classifier(teacher_dir, 2)
+    own = tmp_path / "own"
+    own.mkdir()
+    ensure_augmented(str(own), examples, FullTokenizer(os.path.join(teacher_dir, "vocab.txt")),
+                     teacher.encoder_model.embeddings.word_embeddings.weight.numpy(), AugmentSpec(num_tries=2, seed=42))
+    assert (own / "train_aug.tsv").read_text(encoding="utf-8") == job_rows
     capsys.readouterr()
 
 

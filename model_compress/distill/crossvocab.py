@@ -24,7 +24,7 @@ class TeacherInputMap(nn.Module):
         real = (input_mask > 0).to(flow.int64)
         second = (segment_ids > 0).to(flow.int64) * real
         end_a = ((1 - second) * real).sum(dim=1, keepdim=True) - 1
-        length = flow.ones_like(end_a) * input_mask.shape[1]
+        length = end_a * 0 + input_mask.shape[1]
         if not self.extra:
             return length
         return flow.where(second.sum(dim=1, keepdim=True) > 0, end_a, length)
@@ -34,10 +34,10 @@ class TeacherInputMap(nn.Module):
         ids = input_ids.to(flow.int64)
         mask = input_mask.to(flow.int64)
         if self.extra:
-            ids = flow.cat([ids, flow.zeros_like(ids[:, :1])], dim=1)
-            mask = flow.cat([mask, flow.zeros_like(mask[:, :1])], dim=1)
+            ids = flow.cat([ids, ids[:, :1] * 0], dim=1)  # (arithmetic, not zeros_like: no graph warning)
+            mask = flow.cat([mask, mask[:, :1] * 0], dim=1)
         split = self._split(input_mask, segment_ids)
-        p = flow.cumsum(flow.ones_like(ids), dim=1) - 1  # [B, T] positions, on the batch's placement
+        p = flow.cumsum(ids * 0 + 1, dim=1) - 1  # [B, T] positions, on the batch's placement
         src = flow.where(p <= split, p, p - self.extra)
         table = self.table.to_global(placement=ids.placement, sbp=flow.sbp.broadcast) if ids.is_global \
             else self.table.to(ids.device)
@@ -46,8 +46,7 @@ class TeacherInputMap(nn.Module):
         t_ids = t_ids * t_mask + self.teacher_pad * (1 - t_mask)
         q = p[:, : input_ids.shape[1]]
         dst = flow.where(q <= split, q, q + self.extra)
-        return t_ids.to(input_ids.dtype), t_mask.to(input_mask.dtype), flow.zeros_like(t_ids).to(
-            segment_ids.dtype), dst
+        return t_ids.to(input_ids.dtype), t_mask.to(input_mask.dtype), (t_ids * 0).to(segment_ids.dtype), dst
 
     def to_student(self, states, dst, dims=(1,)):
         """``states`` with the teacher positions on ``dims`` gathered at the student's (``dst`` [B, L])."""

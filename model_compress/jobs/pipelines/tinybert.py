@@ -101,7 +101,7 @@ def training_split(data: TaskData, teacher: BertForSequenceClassification, aug_t
     if not aug_train:
         return "train"
 
-    embeddings = teacher.bert.embeddings.word_embeddings.weight.numpy()
+    embeddings = teacher.encoder_model.embeddings.word_embeddings.weight.numpy()
     if data.vocab_map is not None:  # rows in the student's id order: neighbours are found by the teacher
         embeddings = embeddings[data.vocab_map.table]
 
