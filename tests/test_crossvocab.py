@@ -255,3 +255,15 @@ def test_unmappable_student_vocab_is_refused_in_one_line(folders, tiny_sst2_dir,
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'qqqzz' (id 5) has no equivalent" in err[0] and "cannot be mapped" in err[0]
+
+
+def test_seq_length_without_room_for_the_teachers_extra_separator_is_refused(folders, tiny_sst2_dir, capsys):
+    teacher_dir, student_dir = folders  # the tiny MPNet reads 64 tokens, the tiny BERT student 64 as well
+    argv = FAST + ["--data_dir", tiny_sst2_dir, "--teacher_model", teacher_dir, "--student_model", student_dir,
+                   "--do_train", "--seq_length", "64"]
+    with pytest.raises(SystemExit) as exc:
+        student_job.pkd_main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "(65 tokens) but takes at most 64" in err[-1], err  # the one error line, after the loading notes
+    assert not any("Traceback" in line for line in err)
