@@ -61,7 +61,8 @@ def shipped_sentences(rows: int = 64) -> list[str]:
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    """(MPNet teacher snapshot with an MPNet vocab, BERT student snapshot with the BERT vocab)."""
+    """(MPNet teacher snapshot with an MPNet vocab, BERT student snapshots with the BERT vocab: as wide as the
+    teacher, and half as wide, whose intermediate losses go through fit_dense)."""
     root = tmp_path_factory.mktemp("crossvocab")
     vocab = mpnet_vocab(root / "mpnet_vocab.txt")
     size = len(load_vocab(vocab))
@@ -77,12 +78,15 @@ def folders(tmp_path_factory):
     teacher_dir = str(root / "teacher")
     save_snapshot(teacher, teacher_dir, config=teacher.config, meta={"labels": ["0", "1"]},
                   extra_files={"vocab.txt": vocab})
-    flow.manual_seed(0)
-    config = BertConfig(**{**TINY_BERT, "num_hidden_layers": 2})
-    student_dir = str(root / "student")
-    save_snapshot(BertForSequenceClassification(config), student_dir, config=config, meta={"labels": ["0", "1"]},
-                  extra_files={"vocab.txt": bert_vocab()})
-    return teacher_dir, student_dir
+    students = []
+    for name, width in (("student", 32), ("narrow", 16)):
+        flow.manual_seed(0)
+        config = BertConfig(**{**TINY_BERT, "num_hidden_layers": 2, "hidden_size": width,
+                               "intermediate_size": 2 * width})
+        students.append(str(root / name))
+        save_snapshot(BertForSequenceClassification(config), students[-1], config=config,
+                      meta={"labels": ["0", "1"]}, extra_files={"vocab.txt": bert_vocab()})
+    return teacher_dir, *students
 
 
 def test_id_map_by_string_and_role(tmp_path):
@@ -145,7 +149,7 @@ def teacher_labelled(folders, tmp_path_factory):
     """64 shipped SST-2 sentences labelled by the teacher (its own tokenization), as both train and dev: the
     best-dev snapshot of a student is then the one that agrees most with the teacher. Returns (dir, share
     of the majority label)."""
-    teacher_dir, _ = folders
+    teacher_dir, *_ = folders
     texts = shipped_sentences()
     model, _, _ = load_classifier(teacher_dir, 2)
     ids, mask, seg = features([(t, None) for t in texts], FullTokenizer(os.path.join(teacher_dir, "vocab.txt")), 16)
@@ -165,7 +169,7 @@ def pkd(argv) -> dict:
 @pytest.mark.parametrize("mode,buckets", [("online", "none"), ("cached", "auto")])
 def test_kd_through_pkd_job_moves_the_student_to_the_teacher(folders, teacher_labelled, tmp_path, capsys, mode,
                                                              buckets):
-    teacher_dir, student_dir = folders
+    teacher_dir, student_dir, _ = folders
     data_dir, majority = teacher_labelled
     assert majority < 0.8  # the teacher's answers depend on the sentence
     common = FAST + ["--data_dir", data_dir, "--student_model", student_dir, "--length_buckets", buckets]
@@ -185,7 +189,7 @@ def test_kd_through_pkd_job_moves_the_student_to_the_teacher(folders, teacher_la
 
 
 def test_cache_key_includes_the_map(folders, tiny_sst2_dir, tmp_path, capsys):
-    teacher_dir, student_dir = folders
+    teacher_dir, student_dir, _ = folders
     argv = FAST + ["--data_dir", tiny_sst2_dir, "--teacher_model", teacher_dir, "--student_model", student_dir,
                    "--model_save_dir", str(tmp_path / "a"), "--train_example_num", "16", "--do_train",
                    "--max_steps", "1", "--teacher_mode", "cached", "--pkd_variant", "original"]
@@ -204,15 +208,16 @@ def tinybert(argv) -> dict:
 
 
 def test_tinybert_intermediate_and_prediction_across_vocabularies(folders, tiny_sst2_dir, tmp_path, capsys):
-    teacher_dir, student_dir = folders
+    teacher_dir, _, narrow_dir = folders
     out = str(tmp_path / "tb")
     base = FAST + ["--data_dir", tiny_sst2_dir, "--teacher_model", teacher_dir, "--model_save_dir", out,
                    "--train_example_num", "64", "--do_train"]
-    short = tinybert(base + ["--student_model", student_dir, "--intermediate_distill", "True",
-                                      "--pred_distill", "False", "--max_steps", "1"])
-    long = tinybert(base + ["--student_model", student_dir, "--intermediate_distill", "True",
-                                     "--pred_distill", "False", "--num_epochs", "8"])
-    # same init, same first batches: many steps end far below one step's loss
+    short = tinybert(base + ["--student_model", narrow_dir, "--intermediate_distill", "True",
+                             "--pred_distill", "False", "--max_steps", "1"])
+    long = tinybert(base + ["--student_model", narrow_dir, "--intermediate_distill", "True",
+                            "--pred_distill", "False", "--num_epochs", "16"])
+    # a student half the teacher's width (fit_dense); same init, same first batches: many steps end far below
+    # one step's loss
     assert long["intermediate"].final_loss < 0.75 * short["intermediate"].final_loss
     pred = tinybert(base + ["--intermediate_distill", "False", "--pred_distill", "True", "--num_epochs", "4",
                             "--temperature", "1", "--serve_for_online", "True"])
@@ -222,7 +227,7 @@ def test_tinybert_intermediate_and_prediction_across_vocabularies(folders, tiny_
 
 def test_tinybert_augmentation_finds_neighbours_in_the_teachers_embeddings(folders, tiny_sst2_dir, tmp_path,
                                                                           capsys):
-    teacher_dir, student_dir = folders
+    teacher_dir, student_dir, _ = folders
     result = tinybert(FAST + ["--data_dir", tiny_sst2_dir, "--teacher_model", teacher_dir, "--student_model",
                               student_dir, "--model_save_dir", str(tmp_path / "aug"), "--train_example_num", "8",
                               "--aug_train", "True", "--N", "2", "--seed", "42", "--do_train", "--max_steps", "2",
@@ -241,7 +246,7 @@ def test_tinybert_augmentation_finds_neighbours_in_the_teachers_embeddings(folde
 
 
 def test_unmappable_student_vocab_is_refused_in_one_line(folders, tiny_sst2_dir, tmp_path, capsys):
-    teacher_dir, _ = folders
+    teacher_dir, *_ = folders
     flow.manual_seed(0)
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\nqqqzz\n", encoding="utf-8")
@@ -258,7 +263,7 @@ def test_unmappable_student_vocab_is_refused_in_one_line(folders, tiny_sst2_dir,
 
 
 def test_seq_length_without_room_for_the_teachers_extra_separator_is_refused(folders, tiny_sst2_dir, capsys):
-    teacher_dir, student_dir = folders  # the tiny MPNet reads 64 tokens, the tiny BERT student 64 as well
+    teacher_dir, student_dir, _ = folders  # the tiny MPNet reads 64 tokens, the tiny BERT student 64 as well
     argv = FAST + ["--data_dir", tiny_sst2_dir, "--teacher_model", teacher_dir, "--student_model", student_dir,
                    "--do_train", "--seq_length", "64"]
     with pytest.raises(SystemExit) as exc:
