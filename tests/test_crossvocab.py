@@ -15,6 +15,7 @@ from model_compress.data.processors import InputExample, get_processor
 from model_compress.data.tokenization import FullTokenizer, load_vocab, special_tokens_for
 from model_compress.data.vocab_map import VocabMapError, build_vocab_map, vocab_map_between
 from model_compress.distill.objectives import TeacherTargets
+from model_compress.distill.teacher_cache import write_logits_file
 from model_compress.jobs import student as student_job
 from model_compress.jobs import tinybert as tinybert_job
 from model_compress.jobs.common import load_classifier
@@ -186,6 +187,24 @@ def test_kd_through_pkd_job_moves_the_student_to_the_teacher(folders, teacher_la
     # soft targets only (alpha 1): agreeing with the teacher beyond its majority answer is learnt from it
     agreement = result["eval"]["accuracy"]
     assert agreement > max(majority, start) + 0.05, (start, majority, agreement)
+
+
+def test_kd_from_a_logits_file_of_the_teachers_own_tokenization(folders, teacher_labelled, tmp_path, capsys):
+    teacher_dir, student_dir, _ = folders
+    data_dir, majority = teacher_labelled
+    model, _, _ = load_classifier(teacher_dir, 2)
+    ids, mask, seg = features([(t, None) for t in shipped_sentences()],
+                              FullTokenizer(os.path.join(teacher_dir, "vocab.txt")), 16)
+    logits = model.eval()(flow.tensor(ids), flow.tensor(seg), flow.tensor(mask))[0].numpy()
+    path = str(tmp_path / "logits.tsv")
+    write_logits_file(path, logits)
+    kd = student_job.kd_parser().parse_args(
+        FAST + ["--data_dir", data_dir, "--student_model", student_dir, "--teacher_logits", path, "--model_save_dir",
+                str(tmp_path / "kd"), "--num_epochs", "16", "--alpha", "1.0", "--temperature", "1", "--do_train",
+                "--do_eval"])
+    result = student_job.run_kd(kd)
+    assert result["eval"]["accuracy"] > majority + 0.05
+    capsys.readouterr()
 
 
 def test_cache_key_includes_the_map(folders, tiny_sst2_dir, tmp_path, capsys):
