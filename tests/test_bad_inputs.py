@@ -795,11 +795,12 @@ def test_no_cpu_machine_noise_under_the_launcher(tmp_path):
 
 
 def test_student_with_another_vocabulary_than_the_teacher(tiny_model_dir, tiny_sst2_dir, model_copy, capsys):
-    """MiniLM and MPNet share word pieces, not ids: a student stored with another vocab.txt is refused."""
+    """A student vocabulary is mapped onto the teacher's by token string; one with a token the teacher lacks
+    is refused."""
     vocab = os.path.join(model_copy, "vocab.txt")
     lines = open(vocab, encoding="utf-8").read().splitlines()
-    lines[1000], lines[1001] = lines[1001], lines[1000]
+    lines[1000] = "qqqzz-not-a-piece"
     open(vocab, "w", encoding="utf-8").write("\n".join(lines) + "\n")
     refused(student_job.pkd_main, ["--task_name", "sst-2", "--data_dir", tiny_sst2_dir, "--teacher_model",
                                    tiny_model_dir, "--student_model", model_copy, "--do_train", *FAST],
-            capsys, vocab, "differs from the vocabulary of", "not supported yet")
+            capsys, vocab, "'qqqzz-not-a-piece' (id 1000) has no equivalent", "cannot be mapped")

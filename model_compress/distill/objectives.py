@@ -10,6 +10,7 @@ import oneflow as flow
 from oneflow import nn
 
 from model_compress.distill import losses
+from model_compress.distill.crossvocab import TeacherInputMap
 from model_compress.distill.intermediate import (
     attention_maps,
     check_attention_kind,
@@ -28,14 +29,19 @@ class TeacherTargets(nn.Module):
     given ([B, len(cls_layers), H]), ("teacher_attention",) when `attention_layers` (0-based encoder
     layers) is given ([B, len, heads, L, L]: probabilities or raw scores, per `attention`) and
     ("teacher_hidden",) when `hidden_layers` is given ([B, len(hidden_layers), L, H]).
+
+    With `vocab_map` (a ``data.vocab_map.VocabMap``) the batch holds the student's ids: the teacher reads
+    them translated (``crossvocab.TeacherInputMap``) and its per-token outputs come back at the student's
+    positions.
     """
 
     input_names = ENCODER_INPUTS
 
     def __init__(self, teacher: nn.Module, cls_layers=(), hidden_layers=(), attention_layers=(),
-                 attention: str = "scores") -> None:
+                 attention: str = "scores", vocab_map=None) -> None:
         super().__init__()
         self.teacher = teacher
+        self.input_map = TeacherInputMap(vocab_map) if vocab_map is not None else None
         self.cls_layers = list(cls_layers)
         self.hidden_layers = list(hidden_layers)
         self.attention_layers = list(attention_layers)
@@ -52,15 +58,20 @@ class TeacherTargets(nn.Module):
 
     def forward(self, input_ids, input_mask, segment_ids):
         need_states = bool(self.cls_layers or self.hidden_layers)
+        dst = None
+        if self.input_map is not None:
+            input_ids, input_mask, segment_ids, dst = self.input_map.to_teacher(input_ids, input_mask, segment_ids)
         logits, enc = self.teacher(input_ids, segment_ids, input_mask, output_hidden_states=need_states,
                                    output_attentions=bool(self.attention_layers))
         outputs = [logits]
         if self.cls_layers:
             outputs.append(flow.stack([enc.hidden_states[i][:, 0] for i in self.cls_layers], dim=1))
         if self.attention_layers:
-            outputs.append(layer_stack(attention_maps(enc, self.attention), self.attention_layers))
+            stacked = layer_stack(attention_maps(enc, self.attention), self.attention_layers)
+            outputs.append(stacked if dst is None else self.input_map.to_student(stacked, dst, dims=(3, 4)))
         if self.hidden_layers:
-            outputs.append(layer_stack(enc.hidden_states, self.hidden_layers))
+            stacked = layer_stack(enc.hidden_states, self.hidden_layers)
+            outputs.append(stacked if dst is None else self.input_map.to_student(stacked, dst, dims=(2,)))
         return tuple(outputs) if len(outputs) > 1 else outputs[0]
 
 

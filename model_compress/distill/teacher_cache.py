@@ -195,13 +195,13 @@ def save_cache(directory: str, arrays: dict[str, np.ndarray], info: dict) -> Non
 
 
 def compute_teacher_outputs(
-    teacher, source, cls_layers=(), hidden_layers=(), eager: bool = False
+    teacher, source, cls_layers=(), hidden_layers=(), eager: bool = False, vocab_map=None
 ) -> dict[str, np.ndarray]:
     """Run the frozen teacher once over `source` (eval order) -> arrays indexed by example index."""
     from model_compress.distill.objectives import TeacherTargets
     from model_compress.training.evaluation import Predictor
 
-    targets = TeacherTargets(teacher, cls_layers, hidden_layers)
+    targets = TeacherTargets(teacher, cls_layers, hidden_layers, vocab_map=vocab_map)
     outputs, features, _ = Predictor(targets, eager=eager).outputs(source)
     if not isinstance(outputs, list):
         outputs = [outputs]
@@ -224,24 +224,28 @@ def cached_teacher_outputs(
     hidden_layers=(),
     eager: bool = False,
     refresh: bool = False,
+    vocab_map=None,
 ) -> tuple[dict[str, np.ndarray], str, bool]:
     """Teacher outputs for a split from `cache_root`, computing and storing them on a miss.
 
     Under the launcher every rank takes part in computing the outputs (the teacher is global), only
     rank 0 writes the cache, and the others read it after a barrier: two ranks replacing the same
     directory would pull it from under each other's reads.
+    With `vocab_map` (the split holds a student's ids, see ``data.vocab_map``) the key includes the map.
     Returns (arrays, cache directory, whether it was a cache hit).
     """
     from model_compress.training import distributed
 
     spec = {"cls_layers": list(cls_layers), "hidden_layers": list(hidden_layers)}
+    if vocab_map is not None:
+        spec["vocab_map"] = vocab_map.fingerprint
     key = cache_key(teacher_dir, split_meta, spec)
     directory = os.path.join(cache_root, key)
     if not refresh:
         found = checked_cache(directory, key, split_meta.get("count"))
         if found is not None:
             return found, directory, True
-    arrays = compute_teacher_outputs(teacher, source, cls_layers, hidden_layers, eager)
+    arrays = compute_teacher_outputs(teacher, source, cls_layers, hidden_layers, eager, vocab_map)
     for name, values in arrays.items():
         try:
             require_finite(values, f"teacher {teacher_dir}: its {name}", row_name="example")

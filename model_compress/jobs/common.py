@@ -19,6 +19,7 @@ from model_compress.data.loader import OFRecordLoader
 from model_compress.data.ofrecord import ensure_ofrecord_split, split_lock
 from model_compress.data.processors import DataFormatError, DataProcessor, InputExample, get_processor
 from model_compress.data.tokenization import FullTokenizer, load_vocab
+from model_compress.data.vocab_map import VocabMap, VocabMapError, vocab_map_between
 from model_compress.jobs.settings import DataSettings, TrainSettings
 from model_compress.modeling.bert import BertForSequenceClassification, count_parameters, parameter_mib
 from model_compress.modeling.checkpoint import (
@@ -89,13 +90,27 @@ def check_model_inputs(model_dir: str, vocab_file: str, seq_length: int, student
              "it is not this model's vocab (pass the model's own vocab.txt)")
 
 
+def student_vocab_map(student_dir: str, teacher_vocab: str) -> tuple[str, VocabMap] | None:
+    """(the student's vocab.txt, the map of its ids to the teacher's) when a student stored with its own
+    vocabulary learns from a teacher of another one; None when they share it (or the student has none).
+    Exit 2 when the vocabularies cannot be mapped."""
+    path = os.path.join(student_dir, "vocab.txt") if os.path.isdir(student_dir) else ""
+    if not os.path.isfile(path) or not os.path.isfile(teacher_vocab):
+        return None
+    try:
+        found = vocab_map_between(path, teacher_vocab)
+    except VocabMapError as exc:
+        fail(f"{path} against the teacher's {teacher_vocab}: {exc}")
+    return (path, found) if found is not None else None
+
+
 def check_same_vocab(student_dir: str, vocab: dict[str, int], source: str) -> None:
-    """A student reads the token ids of the data, tokenized with ``source``'s vocabulary (the teacher's):
-    a vocab.txt stored with the student must be the same (MiniLM and MPNet share word pieces, not ids)."""
+    """For algorithms that feed one batch of ids to both models: a vocab.txt stored with the student must
+    be ``source``'s (KD, BERT-PKD and TinyBERT map other vocabularies instead, see ``student_vocab_map``)."""
     path = os.path.join(student_dir, "vocab.txt") if os.path.isdir(student_dir) else ""
     if os.path.isfile(path) and load_vocab(path) != vocab:
         fail(f"{path} differs from the vocabulary of {source}: the student would read another model's token ids "
-             "(distilling across vocabularies, e.g. an MPNet teacher into a BERT student, is not supported yet)")
+             "(this algorithm does not map vocabularies; KD, BERT-PKD and TinyBERT do)")
 
 
 def load_classifier(
@@ -140,6 +155,7 @@ class TaskData:
     resave: bool
     examples: dict
     length_buckets: str | tuple[int, ...] | None = None  # for training loaders and bucketed evaluation
+    vocab_map: VocabMap | None = None  # set when the ids are a student's and the teacher reads them mapped
 
     @property
     def labels(self) -> list[str]:

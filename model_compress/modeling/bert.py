@@ -219,6 +219,11 @@ class BertForSequenceClassification(nn.Module):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         init_bert_weights(self, config.initializer_range)
 
+    @property
+    def encoder_model(self) -> BertModel:
+        """The encoder under the head (MPNet's classifier names it the same way)."""
+        return self.bert
+
     def forward(
         self,
         input_ids: flow.Tensor,

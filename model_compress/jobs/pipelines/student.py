@@ -28,6 +28,7 @@ from model_compress.jobs.common import (
     load_classifier,
     load_model_snapshot,
     load_task_data,
+    student_vocab_map,
     write_results,
 )
 from model_compress.modeling.bert import BertForSequenceClassification
@@ -39,16 +40,18 @@ from model_compress.training.objectives import ClassificationObjective
 from model_compress.training.sources import WithCachedTargets
 
 
-def build_student(spec: cfg.StudentSettings, num_labels: int, reference_dir: str
+def build_student(spec: cfg.StudentSettings, num_labels: int, reference_dir: str, data_vocab: str | None = None
                   ) -> tuple[BertForSequenceClassification, BertConfig]:
-    """The student model: loaded from --student_model, or random with a config derived from a reference."""
+    """The student model: loaded from --student_model, or random with a config derived from a reference.
+    A loaded student must read the ids of ``data_vocab`` (default: the reference's vocab.txt)."""
     if not spec.from_scratch:
         if not spec.student_model:
             fail("give --student_model (e.g. from bert-pkd_generate_student_model.py) or --from_scratch")
         student_dir = resolve_model(spec.student_model)
-        teacher_vocab = os.path.join(reference_dir, "vocab.txt") if os.path.isdir(reference_dir) else ""
-        if os.path.isfile(teacher_vocab):
-            check_same_vocab(student_dir, load_vocab(teacher_vocab), reference_dir)
+        if data_vocab is None:
+            data_vocab = os.path.join(reference_dir, "vocab.txt") if os.path.isdir(reference_dir) else ""
+        if os.path.isfile(data_vocab):
+            check_same_vocab(student_dir, load_vocab(data_vocab), data_vocab)
         model, config, _ = load_classifier(student_dir, num_labels, student=True)
         return model, config
     size_dir = resolve_model(spec.student_model) if spec.student_model else reference_dir
@@ -142,14 +145,16 @@ def train_kd(
 def with_teacher_outputs(objective, train, teacher, teacher_dir: str, data: TaskData, settings: cfg.TrainSettings,
                          teacher_mode: str, refresh: bool, cls_layers=(), hidden_layers=(), tag: str = "kd"):
     """(objective, training batches) fed with the teacher's logits (and chosen states): computed in every
-    step (`teacher_mode` online) or once per dataset into the teacher cache and joined by example index."""
+    step (`teacher_mode` online) or once per dataset into the teacher cache and joined by example index.
+    With ``data.vocab_map`` the teacher reads the student's ids mapped to its own."""
     if teacher_mode == "online":
-        return WithOnlineTeacher(objective, TeacherTargets(teacher, cls_layers, hidden_layers)), train
+        targets = TeacherTargets(teacher, cls_layers, hidden_layers, vocab_map=data.vocab_map)
+        return WithOnlineTeacher(objective, targets), train
     ordered = data.loader("train", settings.eval_batch_size_per_device, train=False, seed=settings.seed,
                           rank=0, world_size=1)
     arrays, where, hit = cached_teacher_outputs(
         teacher_dir, teacher, ordered, ordered.meta, os.path.join(data.data_dir, "teacher_cache"),
-        cls_layers, hidden_layers, eager=settings.eager, refresh=refresh)
+        cls_layers, hidden_layers, eager=settings.eager, refresh=refresh, vocab_map=data.vocab_map)
     print(f"[{tag}] teacher outputs {'reused from' if hit else 'cached in'} {where}", file=sys.stderr)
     return objective, WithCachedTargets(train, arrays)
 
@@ -166,16 +171,41 @@ def pkd_layers(variant: str, mapping: str, student_layers: int, teacher_layers: 
     return [s for s, _ in pairs], [t for _, t in pairs]
 
 
-def teacher_inputs(teacher_model: str | None, run: cfg.RunSettings, data_settings: cfg.DataSettings
+def pretrained_student(spec: cfg.StudentSettings) -> str | None:
+    """The folder of a student loaded from --student_model (None for a random one)."""
+    return resolve_model(spec.student_model) if spec.student_model and not spec.from_scratch else None
+
+
+def teacher_inputs(teacher_model: str | None, run: cfg.RunSettings, data_settings: cfg.DataSettings,
+                   student_dir: str | None = None
                    ) -> tuple[str, str, TaskData, BertForSequenceClassification, BertConfig]:
-    """What a distillation from a teacher reads: (teacher dir, its vocab, the task data read with that vocab,
-    the teacher, its config); exit 2 without --teacher_model."""
+    """What a distillation from a teacher reads: (teacher dir, the vocab the data is read with, the task data,
+    the teacher, its config); exit 2 without --teacher_model.
+
+    The data is read with the teacher's vocabulary, or, for a pretrained ``student`` stored with another
+    vocabulary that maps onto the teacher's (MiniLM under MPNet; ``student_dir``), with the student's:
+    ``data.vocab_map`` then carries the map the teacher reads the ids through."""
     if not teacher_model:
         fail("--teacher_model is required for training")
     teacher_dir = resolve_model(teacher_model)
     vocab = find_vocab(teacher_dir, run.vocab_file)
-    data = load_task_data(data_settings, vocab, model_dir=teacher_dir)
+    mapped = None
+    if student_dir and not run.vocab_file:
+        mapped = student_vocab_map(student_dir, vocab)
+    if mapped is None:
+        data = load_task_data(data_settings, vocab, model_dir=teacher_dir)
+    else:
+        vocab = mapped[0]
+        data = load_task_data(data_settings, vocab, model_dir=os.path.dirname(vocab), student=True)
+        data.vocab_map = mapped[1]
+        if distributed.rank() == 0:
+            print(f"[data] token ids read with the student's {vocab}; the teacher {teacher_dir} reads them mapped "
+                  "to its vocabulary", file=sys.stderr)
     teacher, t_config, _ = load_classifier(teacher_dir, len(data.labels))
+    longest = data_settings.seq_length + (data.vocab_map.extra_separator if data.vocab_map is not None else 0)
+    if longest > t_config.max_seq_length:
+        fail(f"--seq_length {data_settings.seq_length}: the teacher {teacher_dir} reads a pair with one more "
+             f"separator than the student ({longest} tokens) but takes at most {t_config.max_seq_length}")
     return teacher_dir, vocab, data, teacher, t_config
 
 
@@ -187,8 +217,9 @@ def train_pkd(
     output_dir = run.model_save_dir or os.path.join("output", f"student-pkd-{settings.task_name}")
     result, snapshot = {}, spec.student_model
     if run.do_train:
-        teacher_dir, vocab, data, teacher, t_config = teacher_inputs(pkd.teacher_model, run, data_settings)
-        student, s_config = build_student(spec, len(data.labels), teacher_dir)
+        teacher_dir, vocab, data, teacher, t_config = teacher_inputs(pkd.teacher_model, run, data_settings,
+                                                                     pretrained_student(spec))
+        student, s_config = build_student(spec, len(data.labels), teacher_dir, vocab)
         s_layers, t_layers = pkd_layers(pkd.pkd_variant, pkd.pkd_mapping, s_config.num_hidden_layers,
                                         t_config.num_hidden_layers)
         teacher = distributed.setup_model(teacher, settings.device)

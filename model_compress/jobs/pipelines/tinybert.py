@@ -34,7 +34,12 @@ from model_compress.jobs.common import (
     load_task_data,
     save_classifier,
 )
-from model_compress.jobs.pipelines.student import build_student, evaluate_and_report, teacher_inputs
+from model_compress.jobs.pipelines.student import (
+    build_student,
+    evaluate_and_report,
+    pretrained_student,
+    teacher_inputs,
+)
 from model_compress.modeling.bert import BertForSequenceClassification
 from model_compress.modeling.config import BertConfig
 from model_compress.modeling.resolve import resolve_model
@@ -69,13 +74,14 @@ def build_tinybert_student(spec: cfg.StudentSettings, layer_list: str | None, te
              "--from_scratch (with --student_num_hidden_layers / --student_hidden_size ...)")
     if spec.student_model and not spec.from_scratch:
         check_model_inputs(resolve_model(spec.student_model), vocab, seq_length, student=True)
-    model, config = build_student(spec, num_labels, teacher_dir)
+    model, config = build_student(spec, num_labels, teacher_dir, vocab)
     return model, config, "random" if spec.from_scratch else spec.student_model
 
 
-def check_student(student: BertConfig, teacher: BertConfig) -> tuple[list[int], list[int]]:
+def check_student(student: BertConfig, teacher: BertConfig, mapped: bool = False) -> tuple[list[int], list[int]]:
     """(teacher attention layers, teacher hidden-state indexes) the student learns from; exit 2 when the
-    pair cannot be distilled layer to layer."""
+    pair cannot be distilled layer to layer. ``mapped``: the teacher reads the student's ids through a
+    vocabulary map, so the embedding tables may differ."""
     try:
         check_heads(student.num_attention_heads, teacher.num_attention_heads)
         attention = [t for _, t in attention_mapping(student.num_hidden_layers, teacher.num_hidden_layers)]
@@ -83,7 +89,7 @@ def check_student(student: BertConfig, teacher: BertConfig) -> tuple[list[int], 
     except ValueError as exc:
         fail(f"student {student.num_hidden_layers} layers x {student.num_attention_heads} heads, teacher "
              f"{teacher.num_hidden_layers} x {teacher.num_attention_heads}: {exc}")
-    if student.vocab_size != teacher.vocab_size:
+    if not mapped and student.vocab_size != teacher.vocab_size:
         fail(f"the student embeds {student.vocab_size} tokens, the teacher {teacher.vocab_size}: both must read "
              "the same token ids")
     return attention, hidden
@@ -95,10 +101,13 @@ def training_split(data: TaskData, teacher: BertForSequenceClassification, aug_t
     if not aug_train:
         return "train"
 
+    embeddings = teacher.encoder_model.embeddings.word_embeddings.weight.numpy()
+    if data.vocab_map is not None:  # rows in the student's id order: neighbours are found by the teacher
+        embeddings = embeddings[data.vocab_map.table]
+
     def build() -> tuple[list, str, bool]:
         try:
-            return ensure_augmented(data.data_dir, data.examples["train"], data.tokenizer,
-                                    teacher.bert.embeddings.word_embeddings.weight.numpy(), augment)
+            return ensure_augmented(data.data_dir, data.examples["train"], data.tokenizer, embeddings, augment)
         except ValueError as exc:
             fail(f"--aug_train: {exc}")
             raise AssertionError from None
@@ -118,11 +127,11 @@ def intermediate_step(settings: cfg.TrainSettings, run: cfg.RunSettings, tb: cfg
                       split: str, teacher, t_config: BertConfig, student, s_config: BertConfig, vocab: str,
                       output_dir: str, meta: dict) -> tuple[str, object]:
     """Step 1: attention + hidden-state MSE; the student is saved as ``snapshot_intermediate``."""
-    attention_layers, hidden_layers = check_student(s_config, t_config)
+    attention_layers, hidden_layers = check_student(s_config, t_config, data.vocab_map is not None)
     objective = distributed.setup_model(
         TinyBERTIntermediateObjective(student, t_config.hidden_size, tb.attention_loss), settings.device)
     targets = TeacherTargets(teacher, hidden_layers=hidden_layers, attention_layers=attention_layers,
-                             attention=tb.attention_loss)
+                             attention=tb.attention_loss, vocab_map=data.vocab_map)
     train = data.loader(split, run.batch_size_per_device, train=True, seed=settings.seed)
     loop = fit_objective(settings, WithOnlineTeacher(objective, targets), student, train, None, vocab, output_dir,
                          meta=meta)
@@ -142,7 +151,7 @@ def prediction_step(settings: cfg.TrainSettings, run: cfg.RunSettings, tb: cfg.T
     train = data.loader(split, run.batch_size_per_device, train=True, seed=settings.seed)
     dev = data.loader("dev", settings.eval_batch_size_per_device, train=False, seed=settings.seed, rank=0,
                       world_size=1)
-    online = WithOnlineTeacher(objective, TeacherTargets(teacher))
+    online = WithOnlineTeacher(objective, TeacherTargets(teacher, vocab_map=data.vocab_map))
     save_module = student if tb.serve_for_online else online
     return fit_classifier(settings, online, student, train, dev, vocab, output_dir, save_module=save_module,
                           meta={**meta, "role": ROLE, "serve_for_online": bool(tb.serve_for_online)})
@@ -170,13 +179,14 @@ def train_tinybert(run: cfg.RunSettings, data_settings: cfg.DataSettings, settin
     if run.do_train:
         if not (tb.intermediate_distill or tb.pred_distill):
             fail("--do_train with --intermediate_distill False and --pred_distill False: nothing to train")
-        teacher_dir, vocab, data, teacher, t_config = teacher_inputs(tb.teacher_model, run, data_settings)
+        source = None if tb.intermediate_distill else continued_student(spec, output_dir)
+        own = pretrained_student(spec) if tb.intermediate_distill and not tb.layer_list else source
+        teacher_dir, vocab, data, teacher, t_config = teacher_inputs(tb.teacher_model, run, data_settings, own)
         if tb.intermediate_distill:
             student, s_config, init = build_tinybert_student(spec, tb.layer_list, teacher, teacher_dir,
                                                              len(data.labels), data_settings.seq_length, vocab)
-            check_student(s_config, t_config)
+            check_student(s_config, t_config, data.vocab_map is not None)
         else:
-            source = continued_student(spec, output_dir)
             check_model_inputs(source, vocab, data_settings.seq_length, student=True)
             student, s_config, _ = load_classifier(source, len(data.labels), student=True)
             init = source
