@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from model_compress import cli
 from model_compress.cli import (
     add_bool,
     add_data_args,
     add_train_args,
     fail,
-    finite_number,
     normalise_aliases,
     user_errors,
 )
@@ -48,14 +48,15 @@ def distill_parser() -> argparse.ArgumentParser:
                    help="first: attention/hidden/domain MSE; second: soft labels at T; all: first then second; "
                         "vanilla: the same student trained with plain KD (baseline)")
     g.add_argument("--genre", default=ALL_GENRES, help="train on this domain only (books, dvd, ...) or all")
-    g.add_argument("--temperature", "--T", dest="temperature", type=finite_number, default=2.0,
+    g.add_argument("--temperature", "--T", dest="temperature", type=cli.finite_number, default=2.0,
                    help="softmax temperature of the soft labels (stage 2 and vanilla)")
-    g.add_argument("--domain_loss_weight", type=finite_number, default=0.5, help="weight of the domain-knowledge MSE")
+    g.add_argument("--domain_loss_weight", type=cli.finite_number, default=0.5,
+                   help="weight of the domain-knowledge MSE")
     add_bool(g, "--use_sample_weights", True, "stage 1: weight each example by its domain-expertise weight")
     add_bool(g, "--weight_soft_loss", False, "stage 2: weight the soft-label loss by the domain-expertise weight")
-    g.add_argument("--first_stage_epochs", type=finite_number, default=0,
+    g.add_argument("--first_stage_epochs", type=cli.finite_number, default=0,
                    help="epochs of stage 1 under --distill_stage all (0: --num_epochs)")
-    g.add_argument("--alpha", type=finite_number, default=0.5, help="vanilla stage: weight of the soft-label loss")
+    g.add_argument("--alpha", type=cli.finite_number, default=0.5, help="vanilla stage: weight of the soft-label loss")
     g.add_argument("--dump_dir", default=None, help="the teacher dump (default: found by key, made if missing)")
     add_bool(g, "--refresh_teacher_cache", False, "recompute the teacher dump")
     add_attention_flag(g)
