@@ -46,10 +46,11 @@ def length_histogram(data_dir: str, task_name: str, seq_length: int) -> dict:
     import numpy as np
 
     from model_compress.data import buckets
-    from model_compress.jobs.common import find_vocab, load_task_data, resolve_model_dir
+    from model_compress.jobs.common import find_vocab, load_task_data
+    from model_compress.modeling.resolve import resolve_model
     from model_compress.jobs.settings import DataSettings
 
-    model_dir = resolve_model_dir("default")
+    model_dir = resolve_model("default")
     data = load_task_data(DataSettings(task_name, data_dir, seq_length), find_vocab(model_dir, None), ("train",),
                           model_dir=model_dir)
     loader = data.loader("train", 32, train=False, seed=0, bucketed=False)
