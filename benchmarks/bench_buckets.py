@@ -47,8 +47,8 @@ def length_histogram(data_dir: str, task_name: str, seq_length: int) -> dict:
 
     from model_compress.data import buckets
     from model_compress.jobs.common import find_vocab, load_task_data
-    from model_compress.modeling.resolve import resolve_model
     from model_compress.jobs.settings import DataSettings
+    from model_compress.modeling.resolve import resolve_model
 
     model_dir = resolve_model("default")
     data = load_task_data(DataSettings(task_name, data_dir, seq_length), find_vocab(model_dir, None), ("train",),
