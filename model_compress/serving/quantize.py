@@ -24,12 +24,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
 from model_compress.serving import SERVING_INPUTS, ServingError
+
+
+class _RootWarningsOff:
+    """Root-logger records below ERROR dropped while the block runs (onnxruntime's quantizer logs there)."""
+
+    def __enter__(self) -> None:
+        self.logger = logging.getLogger()
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc) -> None:
+        self.logger.setLevel(self.level)
 
 MODES = ("dynamic", "static")
 FLOAT_PARTS = ("embeddings", "head", "attention")
@@ -135,17 +148,22 @@ def quantize_onnx(
     excluded = [name for part in PARTS if part not in chosen for name in parts[part]]
     op_types = ["MatMul"] + (["Gather"] if "embeddings" in chosen else [])
     extra = {"MatMulConstBOnly": "attention" not in chosen}
+    # onnxruntime logs a root-logger advice to pre-process the model on every call (the graph here is
+    # already shape-inferred and built for it): kept out of the output
+    quiet = _RootWarningsOff()
     if settings.mode == "dynamic":
-        quantize_dynamic(fp32_path, int8_path, op_types_to_quantize=op_types, per_channel=settings.per_channel,
-                         weight_type=QuantType.QInt8, nodes_to_exclude=excluded, extra_options=extra)
+        with quiet:
+            quantize_dynamic(fp32_path, int8_path, op_types_to_quantize=op_types, per_channel=settings.per_channel,
+                             weight_type=QuantType.QInt8, nodes_to_exclude=excluded, extra_options=extra)
     else:
         if calibration is None or not len(calibration["input_ids"]):
             raise ServingError("static int8 quantization needs calibration rows (--calibration_data)")
-        quantize_static(fp32_path, int8_path, CalibrationRows(calibration), quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=op_types, per_channel=settings.per_channel,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=excluded, calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={**extra, "ActivationSymmetric": False, "WeightSymmetric": True})
+        with quiet:
+            quantize_static(fp32_path, int8_path, CalibrationRows(calibration), quant_format=QuantFormat.QDQ,
+                            op_types_to_quantize=op_types, per_channel=settings.per_channel,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=excluded, calibrate_method=CalibrationMethod.MinMax,
+                            extra_options={**extra, "ActivationSymmetric": False, "WeightSymmetric": True})
     quantized = onnx.load(int8_path)
     meta = {p.key: p.value for p in model.metadata_props}
     meta[QUANTIZATION_KEY] = json.dumps(dataclasses.asdict(settings), sort_keys=True)
