@@ -174,7 +174,7 @@ def test_kd_through_pkd_job_moves_the_student_to_the_teacher(folders, teacher_la
     data_dir, majority = teacher_labelled
     assert majority < 0.8  # the teacher's answers depend on the sentence
     common = FAST + ["--data_dir", data_dir, "--student_model", student_dir, "--length_buckets", buckets]
-    start = pkd(common + ["--do_eval"])["eval"]["accuracy"]
+    start = pkd(common + ["--do_eval", "--model_save_dir", str(tmp_path / "untrained")])["eval"]["accuracy"]
     out = str(tmp_path / "kd")
     result = pkd(common + ["--teacher_model", teacher_dir, "--model_save_dir", out, "--do_train", "--do_eval",
                            "--num_epochs", "16", "--temperature", "1", "--teacher_mode", mode, "--kd_alpha", "1.0",
