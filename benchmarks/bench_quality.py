@@ -28,8 +28,18 @@ speed-up holds on a busy machine (with --reuse: re-time finished runs only). Tra
 data-parallel processes measured fastest on this CPU (--nproc). Arms are data: --arm NAME=ALGORITHM:FLAGS
 adds or replaces one, e.g. a sweep point --arm "pkd_a05=pkd:--kd_alpha 0.5 --kd_beta 100".
 
+A larger teacher and a different, pretrained student: --teacher_run DIR trains one teacher (the first seed)
+in DIR and every seed's students learn from it (several benchmarks can share it); --student_model NAME
+slices the students from that pretrained model (--layer_list of its layers) instead of from the teacher,
+so the ce arm is the same pretrained student fine-tuned without a teacher. --teacher_nproc and
+--teacher_flags set the teacher's own processes and flags (a 12-layer teacher needs one process here).
+
     .venv/bin/python benchmarks/bench_quality.py                          # CR, seeds 1,2,3: about an hour
     .venv/bin/python benchmarks/bench_quality.py --arms ce,pkd --seeds 1  # a quicker look
+    .venv/bin/python benchmarks/bench_quality.py --data_dir ../shared/data/SST-2 \
+        --teacher all-mpnet-base-v2 --teacher_run output/mpnet_teacher --teacher_nproc 1 \
+        --teacher_epochs 1 --teacher_lr 3e-5 --teacher_flags "--length_buckets 32,64" \
+        --student_model default --layer_list 0,1,2,3,4,5 --arms ce,kd --out output/bench_mpnet_l6
 """
 
 from __future__ import annotations
@@ -162,6 +172,7 @@ class Bench:
         run once, so load from other processes falls on all of them alike. Per run: the median samples/s
         and the median of the per-round ratios to the teacher."""
         runs = {name: os.path.join(self.args.out, f"seed-{seed}", name) for name in ("teacher", *names)}
+        runs["teacher"] = self.args.teacher_run or runs["teacher"]
         rounds_seen: list[dict[str, float]] = []
         for index in range(rounds):
             rounds_seen.append({name: self.test(os.path.join(d, "snapshot_best"), seed, os.path.join(d, "retime"))[
@@ -172,28 +183,37 @@ class Bench:
                        "speedup": statistics.median(r[name] / r["teacher"] for r in rounds_seen)} for name in runs}
 
     def teacher(self, seed: int) -> tuple[dict, str]:
+        """The teacher the students of `seed` learn from: its own per seed, or the one --teacher_run (trained
+        with the first seed it is asked for)."""
         a = self.args
-        run_dir = os.path.join(a.out, f"seed-{seed}", "teacher")
-        flags = [*self.train_flags(seed, a.teacher_epochs, a.teacher_lr, run_dir, self.ranks), "--do_eval",
-                 "--model_load_dir", a.teacher]
+        run_dir = a.teacher_run or os.path.join(a.out, f"seed-{seed}", "teacher")
+        ranks = a.teacher_nproc or self.ranks
+        if a.teacher_run and os.path.isfile(os.path.join(run_dir, RECORD)):
+            row = read_json(os.path.join(run_dir, RECORD))
+            return row, os.path.join(run_dir, "snapshot_best")
+        flags = [*self.train_flags(seed, a.teacher_epochs, a.teacher_lr, run_dir, ranks), "--do_eval",
+                 "--model_load_dir", a.teacher, *shlex.split(a.teacher_flags)]
         row = self.record(run_dir, seed, lambda d: run_logged(
-            python_command(script_path("distil", "task_teacher.py"), flags, self.ranks), os.path.join(d, "train.log"),
+            python_command(script_path("distil", "task_teacher.py"), flags, ranks), os.path.join(d, "train.log"),
             f"teacher (seed {seed})"))
         return row, os.path.join(run_dir, "snapshot_best")
 
     def student_init(self, seed: int, teacher: str) -> str:
+        """The arms' common start: --layer_list of the teacher's layers, or of --student_model's."""
         path = os.path.join(self.args.out, f"seed-{seed}", "student_init")
         if not os.path.isdir(path):
             run_logged(python_command(script_path("distil", "bert-pkd_generate_student_model.py"), [
-                "--teacher_model", teacher, "--student_model", path, "--layer_list", self.args.layer_list]),
+                "--teacher_model", self.args.student_model or teacher, "--student_model", path,
+                "--layer_list", self.args.layer_list]),
                 path + ".log", f"student init (seed {seed})")
         return path
 
     def teacher_logits(self, seed: int, teacher: str) -> str:
-        path = os.path.join(self.args.out, f"seed-{seed}", "teacher", "logits_train.tsv")
+        path = os.path.join(os.path.dirname(teacher), "logits_train.tsv")
         if not os.path.isfile(path):
             run_logged(python_command(script_path("distil", "task_teacher.py"), [
-                *self.data_flags(seed), "--model_load_dir", teacher, "--export_logits", path]),
+                *self.data_flags(seed), "--model_load_dir", teacher, "--export_logits", path,
+                *shlex.split(self.args.teacher_flags)]),
                 path + ".log", f"teacher logits (seed {seed})")
         return path
 
@@ -272,8 +292,11 @@ class Bench:
 
 def summary_rows(results: dict[str, list[dict]], speeds: dict[str, dict[str, float]] | None = None) -> list[list[str]]:
     """Per arm: dev and test accuracy (mean +- std over seeds), test retention, size, time, eval speed (the
-    mean of each run's own figure, or the interleaved re-timing when given)."""
-    teacher = {r["seed"]: r for r in results["teacher"]}
+    mean of each run's own figure, or the interleaved re-timing when given). A single teacher row is every
+    seed's teacher."""
+    by_seed = {r["seed"]: r for r in results["teacher"]}
+    shared = results["teacher"][0] if len(by_seed) == 1 else None
+    teacher = {r["seed"]: shared or by_seed[r["seed"]] for runs in results.values() for r in runs}
     teacher_speed, _ = mean_std([r["eval_samples_per_second"] for r in results["teacher"]])
     key = "test_accuracy" if all(r["test_accuracy"] is not None for r in results["teacher"]) else "dev_accuracy"
     rows = []
@@ -305,6 +328,12 @@ def main() -> None:
     parser.add_argument("--teacher", default="default", help="pretrained model the teacher starts from")
     parser.add_argument("--teacher_epochs", type=float, default=2)
     parser.add_argument("--teacher_lr", type=float, default=5e-5)
+    parser.add_argument("--teacher_run", default="",
+                        help="one teacher for every seed, trained in this folder with the first seed (kept and reused)")
+    parser.add_argument("--teacher_nproc", type=int, default=0, help="the teacher's processes (0: as --nproc)")
+    parser.add_argument("--teacher_flags", default="", help="more task_teacher.py flags for the teacher's runs")
+    parser.add_argument("--student_model", default="",
+                        help="pretrained model the students are sliced from (default: the teacher)")
     parser.add_argument("--student_epochs", type=float, default=2)
     parser.add_argument("--student_lr", type=float, default=2e-4)
     parser.add_argument("--layer_list", default="1,3,5", help="teacher layers the students start from")
@@ -319,6 +348,7 @@ def main() -> None:
                         help="time the first seed's runs again, interleaved, this many rounds (0: each run's own)")
     args = parser.parse_args()
     args.out = os.path.abspath(args.out)
+    args.teacher_run = os.path.abspath(args.teacher_run) if args.teacher_run else ""
     arms = parse_arms(args.arms, args.arm)
     seeds = [int(s) for s in args.seeds.split(",")]
     bench = Bench(args, copy_data(os.path.abspath(args.data_dir), args.out), training_ranks(args.nproc))
@@ -333,9 +363,12 @@ def main() -> None:
         print(f"[bench] {done}/{total} {what}: dev {row['dev_accuracy']:.4f}{test} "
               f"({row['train_seconds']:.0f} s; {elapsed / 60:.1f} min so far)", flush=True)
 
+    if args.student_model and any(arms[name][0] in ("theseus", "bilstm") for name in arms):
+        raise SystemExit("--student_model: theseus and bilstm students are not sliced from a model; drop them")
     for seed in seeds:
         row, teacher = bench.teacher(seed)
-        results["teacher"].append(row)
+        if not (args.teacher_run and results["teacher"]):
+            results["teacher"].append(row)
         progress(f"seed {seed} teacher", row)
         for name, (algorithm, flags) in arms.items():
             results[name].append(bench.student(seed, name, algorithm, flags, teacher))

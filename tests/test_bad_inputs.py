@@ -739,6 +739,49 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_snapshot(tmp_path, eage
     assert all(np.isfinite(v.numpy()).all() for v in state.values())
 
 
+def test_nan_loss_found_one_step_late_still_names_its_step_and_writes_nothing(tmp_path):
+    """Without an evaluation after every step the NaN of step 3 is read while step 4 runs: the error still
+    names step 3, and the end-of-training evaluation (and its snapshot) never happens."""
+    from model_compress.training.loop import LoopConfig, train
+    from model_compress.training.nonfinite import NonFiniteLoss
+
+    evaluated = []
+    config = LoopConfig(num_epochs=1, learning_rate=0.1, output_dir=str(tmp_path), show_progress=False)
+    with pytest.raises(NonFiniteLoss, match=r"the loss became nan at step 3: .*no snapshot was written"):
+        train(LossScaledByWeights(), Batches(), lambda: evaluated.append(1) or {"accuracy": 1.0},
+              lambda path, metrics: os.makedirs(path), lambda metrics: "best", config)
+    assert evaluated == [] and os.listdir(tmp_path) == []
+
+
+def test_step_counted_training_never_saves_after_a_nan_step(tmp_path):
+    """run_steps (PP-MiniLM's loop) checks a step's loss before saving at it: with saves at steps 3 and 4, a
+    NaN at step 3 stops the run before its first save."""
+    from model_compress.training.nonfinite import NonFiniteLoss
+    from model_compress.training.steps import StepConfig, build_step, run_steps
+
+    objective = LossScaledByWeights()
+    config = StepConfig(max_steps=4, learning_rate=0.1, logging_steps=10, save_steps=3)
+    saved = []
+    batches = iter([{k: v.numpy() for k, v in b.items()} for b in Batches().batches])
+    with pytest.raises(NonFiniteLoss, match=r"the loss became nan at step 3: .*no snapshot was written"):
+        run_steps(build_step(objective, config, 0), list(objective.input_names), batches, 0,
+                  lambda step, loss: saved.append(step) or f"model_{step}", config)
+    assert saved == []
+
+
+def test_loss_check_reads_each_loss_one_step_late():
+    from model_compress.training.nonfinite import LossCheck, NonFiniteLoss
+
+    check = LossCheck(lambda: "kept-snapshot")
+    check.push(1, flow.tensor(0.5))
+    assert check.step == 0  # nothing read yet: step 1 may still be running
+    check.push(2, flow.tensor(float("inf")))
+    assert (check.step, check.value) == (1, 0.5)
+    with pytest.raises(NonFiniteLoss, match="became inf at step 2: .*kept: kept-snapshot"):
+        check.flush()
+    assert check.flush() == 0.5  # nothing queued any more
+
+
 def test_export_and_predict_resolve_model_names_like_training(tmp_path, capsys):
     """`default` means the shipped model for export too (refused for its missing head, not as a missing path);
     an unknown name is one line naming the flag."""

@@ -40,6 +40,16 @@ def test_summary_rows_retention_per_seed_and_speed_columns():
     assert rows["teacher"][-2:] == ["25", "1.00x"]
 
 
+def test_one_shared_teacher_is_every_seeds_teacher():
+    """With --teacher_run the teacher row is one run: each seed's retention divides by it."""
+    results = {"teacher": [run(1, 0.92, 0.80, 10.0)],
+               "kd": [run(1, 0.88, 0.76, 60.0), run(2, 0.86, 0.72, 60.0)]}
+    rows = dict((row[0], row) for row in bench_quality.summary_rows(results))
+    assert rows["kd"][3] == "92.5 +- 3.5%"  # 0.76/0.80 = 95%, 0.72/0.80 = 90%
+    assert rows["teacher"][1:4] == ["92.00 +- 0.00", "80.00 +- 0.00", "100.0 +- 0.0%"]
+    assert rows["kd"][-1] == "6.00x"
+
+
 def test_a_steps_fixed_flags_win_over_the_arms_flags(tmp_path):
     args = argparse.Namespace(out=str(tmp_path), task_name="SST-2", seq_length=32, student_epochs=2,
                               student_lr=2e-4, batch=32, layer_list="1,3,5")

@@ -127,6 +127,11 @@ class EagerTrainStep:
                 flow.nn.utils.clip_grad_norm_(group.parameters, max_norm, group["clip_grad_norm_type"])
 
 
+def amp_active(use_amp: bool, device: str, eager: bool) -> bool:
+    """Whether mixed precision applies: asked for, on CUDA, in graph mode."""
+    return use_amp and device != "cpu" and not eager
+
+
 def make_train_step(
     objective: nn.Module, optimizer, scheduler=None, eager: bool = False, amp: bool = False, per_shape: bool = False
 ) -> Callable[..., Sequence[flow.Tensor]]:

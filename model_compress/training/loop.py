@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from model_compress.modeling.checkpoint.atomic import clean_leftovers, finish_retirement, plan_retirement
 from model_compress.training import distributed
-from model_compress.training.graph import make_train_step
-from model_compress.training.nonfinite import NonFiniteLoss, checked_loss
+from model_compress.training.graph import amp_active, make_train_step
+from model_compress.training.nonfinite import LossCheck
 from model_compress.training.optim import build_optimizer, build_scheduler, freeze_word_embeddings
 
 
@@ -48,6 +48,7 @@ class LoopConfig:
     max_steps: int = 0  # 0: num_epochs decides
     show_progress: bool = True
     freeze_word_embeddings: bool = False
+    use_amp: bool = False  # mixed precision: CUDA + nn.Graph only
 
 
 @dataclasses.dataclass
@@ -99,21 +100,20 @@ def train(
         fused=config.device.startswith("cuda") and not config.eager,  # the fused kernel is CUDA-only
     )
     scheduler = build_scheduler(optimizer, total_steps, config.warmup_proportion)
-    step_fn = make_train_step(objective, optimizer, scheduler, eager=config.eager, per_shape=True)
+    step_fn = make_train_step(objective, optimizer, scheduler, eager=config.eager, per_shape=True,
+                              amp=amp_active(config.use_amp, config.device, config.eager))
 
     best = LoopResult(float("-inf"), -1, None, [], 0.0, 0, float("nan"))
     is_main = distributed.rank() == 0
     if is_main and save_snapshot is not None:
         clean_leftovers(config.output_dir)  # what a killed run left there (see plan_retirement)
 
-    pending: list = []  # the last step's outputs, not yet synchronised
+    losses = LossCheck(lambda: best.best_snapshot)
 
     def run_eval(step: int) -> None:
         if evaluate is None or (best.history and best.history[-1][0] == step):
             return
-        if pending:  # finish queued training steps so they are not timed as evaluation
-            pending[-1][0].numpy()
-            pending.clear()
+        losses.flush()  # the queued step finishes (not timed as evaluation) and was finite
         objective.eval()
         metrics = evaluate()
         objective.train()
@@ -144,26 +144,23 @@ def train(
 
     bar = tqdm(total=total_steps, desc="train", unit="step", disable=not (config.show_progress and is_main))
     start = time.perf_counter()
-    step, last_epoch, loss_value = 0, 0, float("nan")
-    for epoch, batch in _batches(train_source, total_steps):
-        if epoch != last_epoch:
-            run_eval(step)  # end of the previous epoch
-            last_epoch = epoch
-        inputs = [distributed.shard_batch_tensor(batch[n]) for n in names]
-        outputs = step_fn(*inputs)
-        pending[:] = [outputs]
-        step += 1
-        try:
-            loss_value = checked_loss(outputs[0], step, best.best_snapshot)
-        except NonFiniteLoss:
-            bar.close()
-            raise
-        if step % 10 == 0 or step == total_steps:
-            bar.set_postfix(loss=f"{loss_value:.4f}", epoch=epoch)
-        bar.update(1)
-        if config.eval_every_step_num and step % config.eval_every_step_num == 0 and step != total_steps:
-            run_eval(step)
-    bar.close()
+    step, last_epoch = 0, 0
+    try:
+        for epoch, batch in _batches(train_source, total_steps):
+            if epoch != last_epoch:
+                run_eval(step)  # end of the previous epoch
+                last_epoch = epoch
+            outputs = step_fn(*[distributed.shard_batch_tensor(batch[n]) for n in names])
+            step += 1
+            losses.push(step, outputs[0])  # checks the step before: this one runs meanwhile
+            if step % 10 == 0 or step == total_steps:
+                bar.set_postfix(loss=f"{losses.value:.4f}", epoch=epoch)
+            bar.update(1)
+            if config.eval_every_step_num and step % config.eval_every_step_num == 0 and step != total_steps:
+                run_eval(step)
+        loss_value = losses.flush()
+    finally:
+        bar.close()
     best.train_seconds = time.perf_counter() - start
     best.steps = step
     best.final_loss = loss_value

@@ -16,9 +16,8 @@ import oneflow as flow
 from oneflow import nn
 from tqdm import tqdm
 
-from model_compress.training import distributed
-from model_compress.training.graph import make_train_step
-from model_compress.training.nonfinite import NonFiniteLoss, checked_loss
+from model_compress.training import distributed, graph
+from model_compress.training.nonfinite import LossCheck
 from model_compress.training.resume import lr_at, resumed_optimization
 
 
@@ -59,18 +58,13 @@ def resumed_step_optimization(
 
 def amp_active(config: StepConfig) -> bool:
     """Mixed precision applies on CUDA in graph mode only."""
-    return config.use_amp and config.device != "cpu" and not config.eager
+    return graph.amp_active(config.use_amp, config.device, config.eager)
 
 
 def build_step(objective: nn.Module, config: StepConfig, start_step: int) -> Callable:
     """One training step of ``objective`` (graph or eager, mixed precision if asked) resumed at ``start_step``."""
     optimizer, scheduler = resumed_step_optimization(objective, config, start_step)
-    step_fn = make_train_step(objective, optimizer, scheduler, eager=config.eager)
-    if amp_active(config):
-        step_fn.config.enable_amp(True)
-        step_fn.set_grad_scaler(flow.amp.GradScaler(init_scale=2**15, growth_factor=2.0, backoff_factor=0.5,
-                                                    growth_interval=2000))
-    return step_fn
+    return graph.make_train_step(objective, optimizer, scheduler, eager=config.eager, amp=amp_active(config))
 
 
 def run_steps(
@@ -88,29 +82,32 @@ def run_steps(
     bar = tqdm(total=config.max_steps, initial=start_step, desc=config.desc, unit="step", disable=not is_main)
     start, window_start, window_steps = time.perf_counter(), time.perf_counter(), 0
     step, loss_value = start_step, None
-    while step < config.max_steps:
-        batch = next(batches)
-        outputs = step_fn(*[distributed.shard_batch_tensor(flow.tensor(batch[name])) for name in input_names])
-        step += 1
-        window_steps += 1
-        bar.update(1)
-        try:
-            step_loss = checked_loss(outputs[0], step, result.snapshot)
-        except NonFiniteLoss:
-            bar.close()
-            raise
-        if step % config.logging_steps == 0 or step == config.max_steps:
-            loss_value = step_loss
-            result.losses.append((step, loss_value))
-            rate = window_steps * config.sequences_per_step / max(time.perf_counter() - window_start, 1e-9)
-            lr = lr_at(step, config.learning_rate, config.max_steps, config.warmup_steps)
-            bar.set_postfix(loss=f"{loss_value:.4f}")
-            if is_main:
-                tqdm.write(f"step {step}: loss {loss_value:.5f}, lr {lr:.3e}, {rate:.1f} sequences/s")
-            window_start, window_steps = time.perf_counter(), 0
-        if step % config.save_steps == 0 or step == config.max_steps:
-            result.snapshot = save(step, loss_value)
-    bar.close()
+    losses = LossCheck(lambda: result.snapshot)
+    try:
+        while step < config.max_steps:
+            batch = next(batches)
+            outputs = step_fn(*[distributed.shard_batch_tensor(flow.tensor(batch[name])) for name in input_names])
+            step += 1
+            window_steps += 1
+            bar.update(1)
+            losses.push(step, outputs[0])  # checks the step before: this one runs meanwhile
+            logged = step % config.logging_steps == 0 or step == config.max_steps
+            saved = step % config.save_steps == 0 or step == config.max_steps
+            if logged or saved:
+                losses.flush()  # this step's loss: logged, and finite before a snapshot is written
+            if logged:
+                loss_value = losses.value
+                result.losses.append((step, loss_value))
+                rate = window_steps * config.sequences_per_step / max(time.perf_counter() - window_start, 1e-9)
+                lr = lr_at(step, config.learning_rate, config.max_steps, config.warmup_steps)
+                bar.set_postfix(loss=f"{loss_value:.4f}")
+                if is_main:
+                    tqdm.write(f"step {step}: loss {loss_value:.5f}, lr {lr:.3e}, {rate:.1f} sequences/s")
+                window_start, window_steps = time.perf_counter(), 0
+            if saved:
+                result.snapshot = save(step, loss_value)
+    finally:
+        bar.close()
     result.step = step
     result.seconds = time.perf_counter() - start
     return result
