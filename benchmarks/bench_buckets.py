@@ -1,7 +1,9 @@
-"""Length buckets against padding every batch to --seq_length: one teacher epoch, timed and scored.
+"""Length buckets against padding every batch to --seq_length: one teacher or student epoch, timed and scored.
 
     flock /tmp/mc_heavy.lock .venv/bin/python benchmarks/bench_buckets.py --data_dir /path/SST-2 \
         --seq_length 64 --seeds 1,2,3 --out /tmp/bench_buckets [--reference_python .venv-reference/bin/python]
+    flock /tmp/mc_heavy.lock .venv/bin/python benchmarks/bench_buckets.py --data_dir /path/SST-2 \
+        --recipe tinybert --teacher_model /tmp/bench_buckets/teacher-auto-seed1/snapshot_best --seeds 1 ...
 
 Prints the token-length histogram of the training split (the toolkit's tokenizer), then runs the
 default teacher recipe (all-MiniLM-L6-v2 fine-tuning, batch 32, one epoch, one process) with
@@ -11,6 +13,10 @@ included, the dev evaluation at its end excluded); the dev accuracy is that eval
 ``--reference_python`` the PyTorch reference (benchmarks/reference/hf_finetune.py, same batch, one
 epoch) runs too, padded to --seq_length and with a dynamic-padding collator. Results: a markdown table
 on stdout and ``<out>/results.json``.
+
+``--recipe tinybert`` times a student distillation epoch instead: TinyBERT step 1 (attention and hidden
+states of every student layer against the mapped teacher layers, teacher forward online) from
+--teacher_model into a student of its layers 1,3,5; it has no dev evaluation, so only the time is compared.
 """
 
 from __future__ import annotations
@@ -28,17 +34,26 @@ sys.path.insert(0, REPO_ROOT)
 
 
 def one_run(args: argparse.Namespace) -> None:
-    """A teacher epoch in this process; prints one JSON line."""
-    from model_compress.jobs import teacher
+    """One epoch of the recipe in this process; prints one JSON line."""
+    from model_compress import cli
 
     argv = ["--task_name", args.task_name, "--data_dir", args.data_dir, "--seq_length", str(args.seq_length),
             "--num_epochs", "1", "--batch_size_per_device", str(args.batch_size), "--seed", str(args.seed),
             "--length_buckets", args.length_buckets, "--model_save_dir", args.run_dir, "--do_train"]
-    parsed = teacher.normalise_aliases(teacher.build_parser().parse_args(argv))
-    loop = teacher.run(parsed)["train"]
+    if args.recipe == "tinybert":
+        from model_compress.jobs import tinybert
+
+        parsed = cli.normalise_aliases(tinybert.build_parser().parse_args(
+            [*argv, "--teacher_model", args.teacher_model, "--layer_list", "1,3,5", "--intermediate_distill", "true",
+             "--pred_distill", "false"]))
+        loop, dev = tinybert.run(parsed)["intermediate"], None
+    else:
+        from model_compress.jobs import teacher
+
+        loop = teacher.run(cli.normalise_aliases(teacher.build_parser().parse_args(argv)))["train"]
+        dev = loop.best_score
     print("RESULT " + json.dumps({"buckets": args.length_buckets, "seed": args.seed, "steps": loop.steps,
-                                  "train_seconds": round(loop.train_seconds, 1),
-                                  "dev_accuracy": loop.best_score}), flush=True)
+                                  "train_seconds": round(loop.train_seconds, 1), "dev_accuracy": dev}), flush=True)
 
 
 def length_histogram(data_dir: str, task_name: str, seq_length: int) -> dict:
@@ -71,10 +86,11 @@ def length_histogram(data_dir: str, task_name: str, seq_length: int) -> dict:
 
 
 def run_arm(args: argparse.Namespace, buckets: str, seed: int) -> dict:
-    run_dir = os.path.join(args.out, f"teacher-{buckets}-seed{seed}")
+    run_dir = os.path.join(args.out, f"{args.recipe}-{buckets}-seed{seed}")
     cmd = [sys.executable, os.path.abspath(__file__), "--one_run", "--data_dir", args.data_dir,
            "--task_name", args.task_name, "--seq_length", str(args.seq_length), "--batch_size",
-           str(args.batch_size), "--seed", str(seed), "--length_buckets", buckets, "--run_dir", run_dir]
+           str(args.batch_size), "--seed", str(seed), "--length_buckets", buckets, "--run_dir", run_dir,
+           "--recipe", args.recipe, "--teacher_model", args.teacher_model or ""]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -106,7 +122,12 @@ def run_reference(args: argparse.Namespace, dynamic: bool, seed: int) -> dict:
 
 
 def _joined(rows: list[dict], key: str, fmt: str) -> str:
-    return " / ".join(format(r[key], fmt) for r in rows)
+    return " / ".join("-" if r[key] is None else format(r[key], fmt) for r in rows)
+
+
+def _mean(rows: list[dict], key: str) -> str:
+    values = [r[key] for r in rows if r[key] is not None]
+    return f"{statistics.mean(values):.4f}" if values else "-"
 
 
 def summarise(runs: list[dict], refs: list[dict]) -> str:
@@ -119,8 +140,7 @@ def summarise(runs: list[dict], refs: list[dict]) -> str:
             continue
         medians[arm] = statistics.median(r["train_seconds"] for r in mine)
         rows.append(f"| toolkit, --length_buckets {arm} | {_joined(mine, 'train_seconds', '.1f')} | "
-                    f"{medians[arm]:.1f} | {_joined(mine, 'dev_accuracy', '.4f')} | "
-                    f"{statistics.mean(r['dev_accuracy'] for r in mine):.4f} |")
+                    f"{medians[arm]:.1f} | {_joined(mine, 'dev_accuracy', '.4f')} | {_mean(mine, 'dev_accuracy')} |")
     for padding in ("max", "dynamic"):
         mine = [r for r in refs if r["padding"] == padding]
         if mine:
@@ -145,6 +165,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--out", default="bench_buckets_out")
     parser.add_argument("--arms", default="none,auto", help="toolkit arms (--length_buckets values)")
+    parser.add_argument("--recipe", choices=("teacher", "tinybert"), default="teacher",
+                        help="teacher: fine-tuning epoch of the default model; tinybert: a step-1 distillation epoch")
+    parser.add_argument("--teacher_model", default=None, help="the fine-tuned teacher of --recipe tinybert")
     parser.add_argument("--reference_python", default=None, help="python of .venv-reference (PyTorch runs)")
     parser.add_argument("--reference_seeds", default=None, help="seeds of the PyTorch runs (default: --seeds)")
     parser.add_argument("--reference_threads", type=int, default=os.cpu_count() or 1)
@@ -154,6 +177,8 @@ def main() -> None:
     parser.add_argument("--length_buckets", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--run_dir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.recipe == "tinybert" and not args.teacher_model:
+        parser.error("--recipe tinybert needs --teacher_model (e.g. a teacher run's snapshot_best)")
     if args.one_run:
         one_run(args)
         return
@@ -173,7 +198,7 @@ def main() -> None:
     def save() -> str:  # after every run, so an interrupted benchmark still leaves its figures
         table = summarise(runs, refs)
         with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as f:
-            json.dump({"cpu": cpu, "seq_length": args.seq_length, "batch_size": args.batch_size,
+            json.dump({"cpu": cpu, "recipe": args.recipe, "seq_length": args.seq_length, "batch_size": args.batch_size,
                        "histogram": histogram, "runs": runs, "reference": refs, "table": table}, f, indent=2)
         return table
 

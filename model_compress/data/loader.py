@@ -308,10 +308,3 @@ class OFRecordLoader:
         self._epoch += 1
         for bound, index in self.epoch_plan(epoch):
             yield self.make_batch(index, bound)
-
-
-def make_loader(
-    directory: str, batch_size: int, train: bool, seed: int = 42, **kwargs
-) -> OFRecordLoader:
-    """Shorthand: ``OFRecordLoader(directory, batch_size, train=train, seed=seed, **kwargs)``."""
-    return OFRecordLoader(directory, batch_size, train=train, seed=seed, **kwargs)

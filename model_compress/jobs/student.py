@@ -24,7 +24,7 @@ from model_compress.jobs.common import (
     flags_of,
     load_model_snapshot,
 )
-from model_compress.jobs.pipelines.student import train_kd, train_no_teacher, train_pkd
+from model_compress.jobs.pipelines.student import train_kd, train_pkd
 from model_compress.jobs.settings import (
     DataSettings,
     KDSettings,
@@ -165,14 +165,3 @@ def run_pkd(args: argparse.Namespace) -> dict:
 @user_errors
 def pkd_main(argv=None) -> None:
     run_pkd(normalise_aliases(pkd_parser().parse_args(argv)))
-
-
-# ----------------------------------------------------------------------------------------------
-# a same-size student trained on hard labels only (the baseline the demo compares against)
-
-
-def run_no_teacher(args: argparse.Namespace) -> dict:
-    """Plain fine-tuning of a student (no teacher signal), reusing the KD flags."""
-    seed_everything(args.seed)
-    return train_no_teacher(run_settings(args), from_flags(DataSettings, args), from_flags(TrainSettings, args),
-                            from_flags(StudentSettings, args))

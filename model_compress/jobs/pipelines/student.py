@@ -36,7 +36,6 @@ from model_compress.modeling.classifiers import build_classifier
 from model_compress.modeling.config import BertConfig
 from model_compress.modeling.resolve import resolve_model
 from model_compress.training import distributed
-from model_compress.training.objectives import ClassificationObjective
 from model_compress.training.sources import WithCachedTargets
 
 
@@ -248,23 +247,3 @@ def train_pkd(
         result["eval"] = evaluate_student(run, data_settings, settings, snapshot, output_dir, "student-pkd")
     result["snapshot"] = snapshot
     return result
-
-
-def train_no_teacher(
-    run: cfg.RunSettings, data_settings: cfg.DataSettings, settings: cfg.TrainSettings, spec: cfg.StudentSettings
-) -> dict:
-    """Plain fine-tuning of a student on hard labels (no teacher signal), then its dev metrics."""
-    reference = resolve_model(spec.student_model)
-    vocab = find_vocab(reference, run.vocab_file)
-    data = load_task_data(data_settings, vocab, model_dir=reference, student=True)
-    output_dir = run.model_save_dir or os.path.join("output", f"student-ce-{settings.task_name}")
-    model, _ = build_student(spec, len(data.labels), reference)
-    model = distributed.setup_model(model, settings.device)
-    train = data.loader("train", run.batch_size_per_device, train=True, seed=settings.seed)
-    dev = data.loader("dev", settings.eval_batch_size_per_device, train=False, seed=settings.seed, rank=0,
-                      world_size=1)
-    loop = fit_classifier(settings, ClassificationObjective(model), model, train, dev, vocab, output_dir,
-                          meta={"labels": data.labels, "role": "student-no-teacher"})
-    return {"train": loop, "snapshot": loop.best_snapshot,
-            "eval": evaluate_and_report(settings, run.flags, loop.best_snapshot, data,
-                                        run.result_dir or output_dir, "student-no-teacher")}
