@@ -12,6 +12,8 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from model_compress.files import write_json_atomic  # noqa: E402
 
 
 def script_path(*parts: str) -> str:
@@ -47,10 +49,7 @@ def read_json(path: str) -> dict:
 
 def write_json(path: str, data: dict) -> None:
     """Write atomically: a crash never leaves a half-written record that a resumed run would trust."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    write_json_atomic(path, data)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -205,11 +205,13 @@ F = TypeVar("F", bound=Callable)
 _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
-def _user_error_types() -> tuple[type[BaseException], ...]:
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """The typed errors that report a user mistake (each message names the file, flag or model)."""
     from model_compress.data.ofrecord import StaleSplitError
     from model_compress.data.ofrecord_codec import OFRecordError
     from model_compress.data.processors import DataFormatError
     from model_compress.distill.teacher_cache import TeacherFileError
+    from model_compress.errors import RecipeError
     from model_compress.finite import NonFiniteError
     from model_compress.modeling.archive import DownloadError
     from model_compress.modeling.checkpoint import CheckpointError
@@ -217,7 +219,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from model_compress.training.nonfinite import NonFiniteLoss
 
     return (DataFormatError, OFRecordError, StaleSplitError, TeacherFileError, CheckpointError, ServingError,
-            NonFiniteError, NonFiniteLoss, DownloadError)
+            NonFiniteError, NonFiniteLoss, DownloadError, RecipeError)
 
 
 def user_errors(main: F) -> F:
@@ -231,7 +233,7 @@ def user_errors(main: F) -> F:
         with failed_rank_exits():
             try:
                 return main(*args, **kwargs)
-            except _user_error_types() as exc:
+            except user_error_types() as exc:
                 fail(str(exc).strip("'\""))
             except OSError as exc:
                 if exc.errno not in _DISK_ERRNOS:

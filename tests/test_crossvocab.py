@@ -12,7 +12,8 @@ from model_compress import cli
 from model_compress.data.augmentation import AugmentSpec, ensure_augmented
 from model_compress.data.features import convert_examples_to_features
 from model_compress.data.processors import InputExample, get_processor
-from model_compress.data.tokenization import FullTokenizer, load_vocab, special_tokens_for
+from model_compress.data.tokenization import FullTokenizer
+from model_compress.data.vocab import load_vocab, special_tokens_for
 from model_compress.data.vocab_map import VocabMapError, build_vocab_map, vocab_map_between
 from model_compress.distill.objectives import TeacherTargets
 from model_compress.distill.teacher_cache import write_logits_file

@@ -15,7 +15,8 @@ import pytest
 
 from model_compress.data.features import convert_examples_to_features
 from model_compress.data.processors import InputExample
-from model_compress.data.tokenization import BERT_SPECIAL_TOKENS, FullTokenizer, special_tokens_for
+from model_compress.data.tokenization import FullTokenizer
+from model_compress.data.vocab import BERT_SPECIAL_TOKENS, special_tokens_for
 from model_compress.jobs import student as student_job
 from model_compress.jobs import teacher as teacher_job
 from model_compress.modeling import download as dl

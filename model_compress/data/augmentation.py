@@ -33,7 +33,8 @@ import numpy as np
 from model_compress.data.ofrecord import examples_fingerprint
 from model_compress.data.processors import DataFormatError, InputExample
 from model_compress.data.processors.base import read_rows
-from model_compress.data.tokenization import FullTokenizer, file_sha256
+from model_compress.data.tokenization import FullTokenizer
+from model_compress.files import sha256_file, write_text_atomic
 
 FORMAT_VERSION = 1
 AUG_FILE = "train_aug.tsv"
@@ -177,7 +178,7 @@ def write_augmented(path: str, examples: Sequence[InputExample]) -> str:
         cols = [ex.text_a, ex.text_b or ""] if pairs else [ex.text_a]
         lines.append("\t".join([*cols, ex.label if ex.label is not None else ""]))
     text = "\n".join(lines) + "\n"
-    _atomic_write(path, text)
+    write_text_atomic(path, text)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -205,12 +206,12 @@ def ensure_augmented(directory: str, examples: Sequence[InputExample], tokenizer
     path, meta_path = os.path.join(directory, AUG_FILE), os.path.join(directory, AUG_META)
     key = cache_key(examples, embeddings, tokenizer, spec)
     meta = _read_meta(meta_path)
-    if meta.get("key") == key and os.path.isfile(path) and file_sha256(path) == meta.get("sha256"):
+    if meta.get("key") == key and os.path.isfile(path) and sha256_file(path) == meta.get("sha256"):
         return read_augmented(path), path, True
     rows = augment_examples(examples, tokenizer, WordNeighbours(embeddings, tokenizer, spec.num_candidates), spec)
     os.makedirs(directory, exist_ok=True)
     digest = write_augmented(path, rows)
-    _atomic_write(meta_path, json.dumps({"key": key, "sha256": digest, "count": len(rows),
+    write_text_atomic(meta_path, json.dumps({"key": key, "sha256": digest, "count": len(rows),
                                          "source_count": len(examples), "version": FORMAT_VERSION,
                                          **dataclasses.asdict(spec)}, indent=2))
     return rows, path, False
@@ -226,13 +227,3 @@ def _read_meta(path: str) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
-def _atomic_write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from model_compress.data.processors import InputExample
-from model_compress.data.tokenization import BERT_SPECIAL_TOKENS
+from model_compress.data.vocab import BERT_SPECIAL_TOKENS
 
 # name -> numpy dtype; the first three are [seq_len] per example, the rest [1]
 SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import os
 import struct
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
+
+from model_compress.files import atomic_open
 
 _LEN = struct.Struct("<q")
 
@@ -229,30 +230,17 @@ def write_ofrecord_file(path: str, records: Iterable[bytes]) -> tuple[int, int]:
     Returns:
         ``(record_count, byte_size)``.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode honours the umask
     count = 0
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(path, "wb", fsync=True) as f:
             pack = _LEN.pack
             for payload in records:
                 f.write(pack(len(payload)))
                 f.write(payload)
                 count += 1
-            f.flush()
-            os.fsync(f.fileno())
             size = f.tell()
-        os.replace(tmp, path)
     except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         raise OSError(exc.errno, exc.strerror, path) from None  # name the file the user can act on
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return count, size
 
 

@@ -13,7 +13,6 @@ records instead of appending to them.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -32,6 +31,7 @@ from model_compress.data.ofrecord_codec import (
     iter_raw_records,
     write_ofrecord_file,
 )
+from model_compress.files import sha256_file
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
@@ -151,7 +151,7 @@ def write_split(
             file_name = f"{part_prefix(split)}{p}"
             count, size = write_ofrecord_file(os.path.join(tmp_dir, file_name), records())
             parts.append({"file": file_name, "count": count, "bytes": size,
-                          "sha256": file_sha256(os.path.join(tmp_dir, file_name))})
+                          "sha256": sha256_file(os.path.join(tmp_dir, file_name))})
         meta = {
             "format": "model_compress.ofrecord",
             "version": FORMAT_VERSION,
@@ -200,15 +200,6 @@ def _swap_in(tmp_dir: str, target: str, split: str) -> None:
         fsync_dir(parent)
         return
     raise OSError(f"could not replace {target}: another process keeps rewriting it")
-
-
-def file_sha256(path: str) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_split_meta(directory: str) -> dict:
@@ -260,7 +251,7 @@ def verify_split(directory: str, deep: bool = False) -> dict:
         if count != part["count"]:
             raise OFRecordError(path, None, f"holds {count} records, {META_FILE} says {part['count']}")
         total += count
-        if part.get("sha256") and file_sha256(path) != part["sha256"]:
+        if part.get("sha256") and sha256_file(path) != part["sha256"]:
             raise OFRecordError(path, None, f"content differs from the sha256 in {META_FILE} (damaged or "
                                 "modified after writing; rebuild it with --resave_ofrecord)")
         # without a checksum (older splits) every record is parsed: OneFlow aborts on a damaged one

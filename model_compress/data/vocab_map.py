@@ -15,7 +15,7 @@ import hashlib
 
 import numpy as np
 
-from model_compress.data.tokenization import SpecialTokens, load_vocab, special_tokens_for
+from model_compress.data.vocab import SpecialTokens, load_vocab, special_tokens_for
 
 ROLES = ("cls", "sep", "pad", "unk", "mask")
 

@@ -20,6 +20,7 @@ import warnings
 
 import numpy as np
 
+from model_compress.files import atomic_open, write_json_atomic
 from model_compress.finite import NonFiniteError, finite_float, require_finite
 
 
@@ -37,22 +38,12 @@ def write_logits_file(path: str, logits: np.ndarray, source_hash: str | None = N
     a `<path>.meta.json` beside the file records it, so `read_logits_file` can tell logits of other
     data from the right ones even when the row counts agree.
     """
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for row in np.asarray(logits, dtype=np.float64):
-                f.write(",".join(f"{v:.7g}" for v in row) + "\n")
-        if source_hash:
-            with open(tmp + LOGITS_META_SUFFIX, "w", encoding="utf-8") as f:
-                json.dump({"rows": int(len(logits)), "source_hash": source_hash}, f, indent=1)
-            os.replace(tmp + LOGITS_META_SUFFIX, path + LOGITS_META_SUFFIX)
-        os.replace(tmp, path)
-    except BaseException:
-        for leftover in (tmp, tmp + LOGITS_META_SUFFIX):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
-        raise
+    with atomic_open(path) as f:
+        for row in np.asarray(logits, dtype=np.float64):
+            f.write(",".join(f"{v:.7g}" for v in row) + "\n")
+        if source_hash:  # installed just before the logits: a kill between the two leaves a mismatch, detected
+            write_json_atomic(path + LOGITS_META_SUFFIX, {"rows": int(len(logits)), "source_hash": source_hash},
+                              indent=1, sort_keys=False)
 
 
 def _check_logits_source(path: str, source_hash: str | None) -> None:

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from model_compress.cli import failed_rank_exits, finite_number, str2bool
+from model_compress.cli import failed_rank_exits, finite_number, str2bool, user_error_types
 from model_compress.finite import NonFiniteError, finite_float
 
 APP_NAMES = ("text_classify", "text_match")
@@ -40,12 +40,14 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def guarded(prog: str, run: Callable[[], object]) -> None:
-    """Run ``run``; a :class:`UsageError` or a job's ``fail()`` message becomes one line on stderr and exit 2."""
+    """Run ``run``; a :class:`UsageError`, a library's user error or a job's ``fail()`` message becomes one
+    line on stderr and exit 2."""
     with failed_rank_exits():
         try:
             run()
-        except UsageError as exc:
-            print(f"{prog}: error: {exc}", file=sys.stderr)
+        except (UsageError, *user_error_types()) as exc:
+            message = str(exc).strip("'\"")  # a KeyError's str() is quoted
+            print(f"{prog}: error: {message}", file=sys.stderr)
             raise SystemExit(2) from None
         except SystemExit as exc:
             if isinstance(exc.code, str):  # model_compress.cli.fail("error: ...")

@@ -18,6 +18,7 @@ import numpy as np
 
 from model_compress.data.processors import DataFormatError, DataProcessor, InputExample, read_rows
 from model_compress.easynlp.flags import OUTPUT_COLUMNS, UsageError, split_list
+from model_compress.files import atomic_open
 from model_compress.finite import NonFiniteError, finite_float
 
 TYPES = ("str", "int", "float")
@@ -286,9 +287,6 @@ def header_columns(path: str, flag: str = "--tables") -> list[Column]:
 
 def write_lines_atomic(path: str, lines: Sequence[str]) -> None:
     """Write ``lines`` to ``path`` under a temporary name, then rename into place."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+    with atomic_open(path, newline="\n") as f:
         for line in lines:
             f.write(line + "\n")
-    os.replace(tmp, path)

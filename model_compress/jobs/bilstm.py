@@ -6,6 +6,7 @@ import argparse
 
 from model_compress import cli
 from model_compress.cli import finite_number
+from model_compress.errors import RecipeError
 from model_compress.jobs.pipelines.bilstm import train_distilled_lstm
 from model_compress.jobs.settings import DataSettings, DistilledLSTMSettings, TrainSettings, from_flags
 from model_compress.jobs.student import run_settings
@@ -49,15 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> dict:
     cli.seed_everything(args.seed)
     if not 0.0 <= args.kd_alpha <= 1.0:
-        cli.fail(f"--kd_alpha must be in [0, 1], got {args.kd_alpha}")
+        raise RecipeError(f"--kd_alpha must be in [0, 1], got {args.kd_alpha}")
     if not 0.0 <= args.student_hidden_dropout_prob < 1.0:
-        cli.fail(f"--student_hidden_dropout_prob must be in [0, 1), got {args.student_hidden_dropout_prob}")
+        raise RecipeError(f"--student_hidden_dropout_prob must be in [0, 1), got {args.student_hidden_dropout_prob}")
     for name in ("student_hidden_size", "student_num_hidden_layers", "student_intermediate_size"):
         if getattr(args, name) < 1:
-            cli.fail(f"--{name} must be positive, got {getattr(args, name)}")
+            raise RecipeError(f"--{name} must be positive, got {getattr(args, name)}")
     for name in ("student_embedding_size", "student_seq_length"):
         if getattr(args, name) < 0:
-            cli.fail(f"--{name} must be >= 0, got {getattr(args, name)}")
+            raise RecipeError(f"--{name} must be >= 0, got {getattr(args, name)}")
     return train_distilled_lstm(run_settings(args), from_flags(DataSettings, args), from_flags(TrainSettings, args),
                                 from_flags(DistilledLSTMSettings, args))
 

@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -14,12 +13,14 @@ from collections.abc import Sequence
 import numpy as np
 import oneflow as flow
 
-from model_compress.cli import fail
 from model_compress.data.loader import OFRecordLoader
 from model_compress.data.ofrecord import ensure_ofrecord_split, split_lock
 from model_compress.data.processors import DataFormatError, DataProcessor, InputExample, get_processor
-from model_compress.data.tokenization import FullTokenizer, load_vocab
+from model_compress.data.tokenization import FullTokenizer
+from model_compress.data.vocab import load_vocab
 from model_compress.data.vocab_map import VocabMap, VocabMapError, vocab_map_between
+from model_compress.errors import RecipeError
+from model_compress.files import write_json_atomic
 from model_compress.jobs.settings import DataSettings, TrainSettings
 from model_compress.modeling.bert import BertForSequenceClassification, count_parameters, parameter_mib
 from model_compress.modeling.checkpoint import (
@@ -40,13 +41,12 @@ def find_vocab(model_dir: str, vocab_file: str | None) -> str:
     """The vocab given on the command line, else the one stored beside the model."""
     if vocab_file:
         if not os.path.isfile(vocab_file):
-            fail(f"--vocab_file {vocab_file} does not exist")
+            raise RecipeError(f"--vocab_file {vocab_file} does not exist")
         return vocab_file
     beside = os.path.join(model_dir, "vocab.txt")
     if os.path.isfile(beside):
         return beside
-    fail(f"no vocab.txt in {model_dir}: pass --vocab_file")
-    raise AssertionError
+    raise RecipeError(f"no vocab.txt in {model_dir}: pass --vocab_file")
 
 
 def load_model_snapshot(model_dir: str, purpose: str, student: bool = False) -> tuple[dict, BertConfig, dict]:
@@ -58,13 +58,13 @@ def load_model_snapshot(model_dir: str, purpose: str, student: bool = False) -> 
     try:
         state, config, meta = load_snapshot(model_dir, prefer_student=student)
     except (FileNotFoundError, ValueError) as exc:
-        fail(str(exc) or f"{model_dir}: cannot be read")
+        raise RecipeError(str(exc) or f"{model_dir}: cannot be read") from None
     if config is None:
-        fail(f"{model_dir} has no config (config.json / snapshot.json); cannot {purpose}")
+        raise RecipeError(f"{model_dir} has no config (config.json / snapshot.json); cannot {purpose}")
     problems = check_state_shapes(classifier_state(state), config) if isinstance(config, EncoderConfig) else []
     if problems:
-        fail(f"{model_dir}: the config does not match the weights ({problems[0]}"
-             f"{f' and {len(problems) - 1} more' if len(problems) > 1 else ''})")
+        raise RecipeError(f"{model_dir}: the config does not match the weights ({problems[0]}"
+                          f"{f' and {len(problems) - 1} more' if len(problems) > 1 else ''})")
     return state, config, meta
 
 
@@ -78,16 +78,16 @@ def check_model_inputs(model_dir: str, vocab_file: str, seq_length: int, student
     if config is None:
         return
     if isinstance(config, EncoderConfig) and seq_length > config.max_seq_length:  # a BiLSTM reads any length
-        fail(f"--seq_length {seq_length} exceeds the {config.max_seq_length} positions of {model_dir}")
+        raise RecipeError(f"--seq_length {seq_length} exceeds the {config.max_seq_length} positions of {model_dir}")
     try:
         vocab = load_vocab(vocab_file)
     except (OSError, ValueError) as exc:
-        fail(f"{vocab_file}: {exc}")
+        raise RecipeError(f"{vocab_file}: {exc}") from None
     if "[UNK]" not in vocab:
-        fail(f"{vocab_file}: no [UNK] token; this is not a BERT WordPiece vocab.txt")
+        raise RecipeError(f"{vocab_file}: no [UNK] token; this is not a BERT WordPiece vocab.txt")
     if len(vocab) > config.vocab_size:
-        fail(f"{vocab_file} has {len(vocab)} tokens but {model_dir} embeds only {config.vocab_size}: "
-             "it is not this model's vocab (pass the model's own vocab.txt)")
+        raise RecipeError(f"{vocab_file} has {len(vocab)} tokens but {model_dir} embeds only {config.vocab_size}: "
+                          "it is not this model's vocab (pass the model's own vocab.txt)")
 
 
 def student_vocab_map(student_dir: str, teacher_vocab: str) -> tuple[str, VocabMap] | None:
@@ -100,7 +100,7 @@ def student_vocab_map(student_dir: str, teacher_vocab: str) -> tuple[str, VocabM
     try:
         found = vocab_map_between(path, teacher_vocab)
     except VocabMapError as exc:
-        fail(f"{path} against the teacher's {teacher_vocab}: {exc}")
+        raise RecipeError(f"{path} against the teacher's {teacher_vocab}: {exc}") from None
     return (path, found) if found is not None else None
 
 
@@ -109,8 +109,9 @@ def check_same_vocab(student_dir: str, vocab: dict[str, int], source: str) -> No
     be ``source``'s (KD, BERT-PKD and TinyBERT map other vocabularies instead, see ``student_vocab_map``)."""
     path = os.path.join(student_dir, "vocab.txt") if os.path.isdir(student_dir) else ""
     if os.path.isfile(path) and load_vocab(path) != vocab:
-        fail(f"{path} differs from the vocabulary of {source}: the student would read another model's token ids "
-             "(this algorithm does not map vocabularies; KD, BERT-PKD and TinyBERT do)")
+        raise RecipeError(f"{path} differs from the vocabulary of {source}: the student would read another "
+                          "model's token ids "
+                          "(this algorithm does not map vocabularies; KD, BERT-PKD and TinyBERT do)")
 
 
 def load_classifier(
@@ -134,7 +135,7 @@ def load_classifier(
     try:
         report = load_state_into(model, state, verbose=False)
     except ValueError as exc:
-        fail(f"{model_dir}: the config does not match the weights ({exc})")
+        raise RecipeError(f"{model_dir}: the config does not match the weights ({exc})") from None
     if verbose and distributed.rank() == 0:
         print(f"[model] {model_dir}: {report.summary()}", file=sys.stderr)
     return model, config, meta
@@ -172,7 +173,7 @@ class TaskData:
                     self.labels, domain_list=domains, resave=self.resave, weights=weights,
                 )
             except ValueError as exc:
-                fail(f"{self.data_dir} ({name}): {exc}")
+                raise RecipeError(f"{self.data_dir} ({name}): {exc}") from None
         distributed.barrier()
         return info.directory if info else os.path.join(self.data_dir, "ofrecord", name)
 
@@ -200,8 +201,8 @@ def task_domains(data: TaskData, algorithm: str, example_task: str) -> list[str]
     try:
         return data.processor.get_domains()
     except NotImplementedError:
-        fail(f"task {data.processor.name} has no domains: {algorithm} needs a multi-domain task such as {example_task}")
-        raise AssertionError from None
+        raise RecipeError(f"task {data.processor.name} has no domains: {algorithm} needs a multi-domain task "
+                          f"such as {example_task}") from None
 
 
 def load_task_data(
@@ -217,9 +218,9 @@ def load_task_data(
     try:
         processor = get_processor(settings.task_name)
     except (KeyError, ValueError) as exc:
-        fail(str(exc).strip("'\""))
+        raise RecipeError(str(exc).strip("'\"")) from None
     if not os.path.isdir(settings.data_dir):
-        fail(f"--data_dir {settings.data_dir} does not exist")
+        raise RecipeError(f"--data_dir {settings.data_dir} does not exist")
     limits = {"train": settings.train_example_num, "dev": settings.dev_example_num or settings.eval_example_num,
               "test": settings.eval_example_num}
     examples: dict[str, list[InputExample]] = {}
@@ -229,10 +230,10 @@ def load_task_data(
             if limits.get(split):
                 rows = rows[: limits[split]]
             if not rows:
-                fail(f"{settings.data_dir}: the {split} split has no examples")
+                raise RecipeError(f"{settings.data_dir}: the {split} split has no examples")
             examples[split] = rows
     except (DataFormatError, FileNotFoundError) as exc:
-        fail(str(exc))
+        raise RecipeError(str(exc)) from None
     tokenizer = FullTokenizer(vocab_file, do_lower_case=settings.do_lower_case)
     return TaskData(processor, tokenizer, settings.data_dir, settings.seq_length, settings.resave_ofrecord, examples,
                     settings.length_buckets)
@@ -279,10 +280,7 @@ def write_results(path_dir: str, metrics: dict, flags: dict, model: flow.nn.Modu
         **(extra or {}),
     }
     path = os.path.join(path_dir, name)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2, default=_json_default)
-    os.replace(tmp, path)
+    write_json_atomic(path, payload, sort_keys=False, default=_json_default)
     return path
 
 

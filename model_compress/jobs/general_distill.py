@@ -24,8 +24,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from model_compress.cli import add_bool, fail, finite_number, positive_int, user_errors
+from model_compress.cli import add_bool, finite_number, positive_int, user_errors
 from model_compress.data.corpus import CorpusStream, list_corpus_files, make_corpus  # noqa: F401  (re-exported)
+from model_compress.errors import RecipeError
 from model_compress.jobs.pipelines.general_distill import (  # noqa: F401  (re-exported)
     ROLE,
     check_relation_heads,
@@ -60,12 +61,12 @@ def corpus_main(argv: Sequence[str] | None = None) -> None:
     for source in args.sources:
         task, sep, data_dir = source.partition(":")
         if not sep or not task or not data_dir:
-            fail(f"source {source!r} is not task_name:data_dir")
+            raise RecipeError(f"source {source!r} is not task_name:data_dir")
         pairs.append((task, data_dir))
     try:
         count = make_corpus(pairs, args.out, args.num_files, args.force)
     except (KeyError, ValueError, FileNotFoundError) as exc:
-        fail(str(exc).strip("'\""))
+        raise RecipeError(str(exc).strip("'\"")) from None
     if count:
         print(f"[corpus] wrote {count} sentences to {args.out} ({args.num_files} files)")
     else:
@@ -122,13 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_args(args: argparse.Namespace) -> None:
     if args.model_type.lower() not in STUDENT_TYPES:
-        fail(f"--model_type {args.model_type!r}: choose one of {STUDENT_TYPES}")
+        raise RecipeError(f"--model_type {args.model_type!r}: choose one of {STUDENT_TYPES}")
     if args.teacher_model_type.lower() not in TEACHER_TYPES:
-        fail(f"--teacher_model_type {args.teacher_model_type!r}: choose one of {TEACHER_TYPES}")
+        raise RecipeError(f"--teacher_model_type {args.teacher_model_type!r}: choose one of {TEACHER_TYPES}")
     if args.alpha < 0 or args.beta < 0 or args.alpha + args.beta > 1:
-        fail(f"--alpha {args.alpha} and --beta {args.beta} must be >= 0 with alpha + beta <= 1")
+        raise RecipeError(f"--alpha {args.alpha} and --beta {args.beta} must be >= 0 with alpha + beta <= 1")
     if args.max_steps < 0:
-        fail("--max_steps must be >= 0")
+        raise RecipeError("--max_steps must be >= 0")
     if args.device == "gpu":
         args.device = "cuda"
 

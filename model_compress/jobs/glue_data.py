@@ -26,11 +26,13 @@ import urllib.error
 import urllib.parse
 from typing import Any
 
-from model_compress.cli import fail, finite_number, user_errors
+from model_compress.cli import finite_number, user_errors
+from model_compress.errors import RecipeError
+from model_compress.files import sha256_file
 from model_compress.jobs import glue_recipes
 from model_compress.modeling.archive import ARCHIVE_FORMATS, DownloadError, safe_unpack, single_top_dir
 from model_compress.modeling.checkpoint.atomic import install_dir
-from model_compress.modeling.download import REPO_ROOT, fetch, is_verified_sha256, sha256_file
+from model_compress.modeling.download import REPO_ROOT, fetch, is_verified_sha256
 
 DEFAULT_MANIFEST = os.path.join(REPO_ROOT, "models", "glue_manifest.json")
 CACHE = ".downloads"
@@ -215,13 +217,13 @@ def main(argv: list[str] | None = None) -> None:
         tasks = select_tasks(args.tasks, list(glue_recipes.GLUE_TASKS))
         present = [t for t in tasks if os.path.isdir(os.path.join(args.data_dir, t))]
         if not present:
-            fail(f"--data_dir {args.data_dir} holds none of {', '.join(tasks)} "
-                 f"(bash run_scripts/run_download_glue_data.sh fetches them)")
+            raise RecipeError(f"--data_dir {args.data_dir} holds none of {', '.join(tasks)} "
+                              f"(bash run_scripts/run_download_glue_data.sh fetches them)")
         for task in present:
             process_task(task, os.path.join(args.data_dir, task), args.seq_length, args.model_load_dir,
                          args.vocab_file, args.resave_ofrecord)
     except DownloadError as exc:
-        fail(str(exc))
+        raise RecipeError(str(exc)) from None
 
 
 if __name__ == "__main__":

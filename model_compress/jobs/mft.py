@@ -21,12 +21,12 @@ from model_compress.cli import (
     add_bool,
     add_data_args,
     add_train_args,
-    fail,
     finite_number,
     normalise_aliases,
     note_ignored,
     user_errors,
 )
+from model_compress.errors import RecipeError
 from model_compress.jobs.common import default_output_dir, flags_of
 from model_compress.jobs.pipelines.inputs import RunInputs, prepare_inputs, stamp_dir
 from model_compress.jobs.pipelines.mft import finetune, meta_finetune, score_examples
@@ -83,7 +83,7 @@ def preprocess_main(argv=None) -> None:
 def run_meta_finetuning(args: argparse.Namespace) -> dict:
     """Weighted CE + lambda * domain corruption over all domains; keeps the best-dev meta learner."""
     if args.domain_loss_weight < 0:
-        fail(f"--domain_loss_weight must be >= 0, got {args.domain_loss_weight}")
+        raise RecipeError(f"--domain_loss_weight must be >= 0, got {args.domain_loss_weight}")
     inputs = _prepare(args, ("train", "dev"))
     return meta_finetune(inputs, run_settings(args, inputs), from_flags(TrainSettings, args),
                          from_flags(MFTSettings, args), stamp_dir(args.model_save_dir))

@@ -33,6 +33,7 @@ from model_compress.easynlp.schema import (
     parse_schema,
     read_table,
 )
+from model_compress.files import atomic_open
 from model_compress.jobs.export import label_list
 from model_compress.modeling.resolve import resolve_model
 from model_compress.serving import ServingError
@@ -114,25 +115,18 @@ def run(args) -> dict:
         raise ServingError(f"no vocab.txt beside {args.checkpoint_path}: pass --vocab_file")
     lower = args.do_lower_case if args.do_lower_case is not None else model.do_lower_case
     tokenizer = FullTokenizer(vocab, do_lower_case=True if lower is None else lower)
-    tmp = f"{args.outputs}.tmp{os.getpid()}"
-    os.makedirs(os.path.dirname(os.path.abspath(args.outputs)), exist_ok=True)
     seconds, size = 0.0, args.micro_batch_size
-    try:
-        with open(tmp, "w", encoding="utf-8") as out, tqdm(total=len(examples), unit="row", desc="predict",
-                                                             file=sys.stderr) as bar:
-            for start in range(0, len(examples), size):
-                inputs = encode_examples(examples[start:start + size], tokenizer, args.sequence_length)
-                began = time.perf_counter()
-                logits = model(inputs)
-                seconds += time.perf_counter() - began
-                for line in output_rows(logits, model.labels, columns, table.fields[start:start + size],
-                                        appended_cols):
-                    out.write(line + "\n")
-                bar.update(len(logits))
-        os.replace(tmp, args.outputs)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_open(args.outputs) as out, tqdm(total=len(examples), unit="row", desc="predict",
+                                                file=sys.stderr) as bar:
+        for start in range(0, len(examples), size):
+            inputs = encode_examples(examples[start:start + size], tokenizer, args.sequence_length)
+            began = time.perf_counter()
+            logits = model(inputs)
+            seconds += time.perf_counter() - began
+            for line in output_rows(logits, model.labels, columns, table.fields[start:start + size],
+                                    appended_cols):
+                out.write(line + "\n")
+            bar.update(len(logits))
     backend = model.runner.backend
     rate = len(examples) / max(seconds, 1e-9)
     print(f"[predict] {len(examples)} rows -> {args.outputs} ({', '.join(columns)}); {backend}: "

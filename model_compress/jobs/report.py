@@ -18,11 +18,14 @@ import argparse
 import json
 import os
 
+from model_compress.cli import user_errors
+from model_compress.errors import RecipeError
+
 
 def load_result(directory: str) -> dict:
     path = directory if directory.endswith(".json") else os.path.join(directory, "results_eval.json")
     if not os.path.isfile(path):
-        raise SystemExit(f"error: {path} not found (did that run finish?)")
+        raise RecipeError(f"{path} not found (did that run finish?)")
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 
@@ -71,11 +74,12 @@ def measure_interleaved(rows: list[tuple[str, dict]], onnx: list[tuple[str, str]
         for name, path in onnx:
             models[onnx_label(name, path)] = open_classifier(path, "onnxruntime")
     except ServingError as exc:
-        raise SystemExit(f"error: {exc}") from None
+        raise RecipeError(str(exc)) from None
     calls = {name: (lambda m=model: m(inputs)) for name, model in models.items()}
     return interleaved_throughput(calls, batch, rounds=rounds), batch, seq
 
 
+@user_errors
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Compare finished runs (results_eval.json).", allow_abbrev=False)
     parser.add_argument("runs", nargs="+", metavar="NAME=DIR", help="run directories; the first is the reference")
@@ -91,7 +95,7 @@ def main(argv=None) -> None:
     onnx = [tuple(item.partition("=")[::2]) for item in args.onnx]
     unknown = [name for name, _ in onnx if name not in dict(rows)]
     if unknown:
-        raise SystemExit(f"error: --onnx names {unknown} are not among the runs {[n for n, _ in rows]}")
+        raise RecipeError(f"--onnx names {unknown} are not among the runs {[n for n, _ in rows]}")
     if args.speed_rounds <= 0:
         print(format_table(rows))
         return

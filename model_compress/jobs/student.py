@@ -13,12 +13,12 @@ from model_compress.cli import (
     add_bool,
     add_data_args,
     add_train_args,
-    fail,
     finite_number,
     normalise_aliases,
     seed_everything,
     user_errors,
 )
+from model_compress.errors import RecipeError
 from model_compress.jobs.common import (
     classifier_state,
     flags_of,
@@ -49,7 +49,7 @@ def generate_student_model(teacher_model: str, student_model: str, layer_list: s
     try:
         sliced, student_config = slice_layers(classifier_state(state), config, layer_list)
     except ValueError as exc:
-        fail(str(exc))
+        raise RecipeError(str(exc)) from None
     extra = {}
     vocab = os.path.join(teacher_dir, "vocab.txt")
     if os.path.isfile(vocab):
@@ -114,9 +114,9 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
 def run_kd(args: argparse.Namespace) -> dict:
     seed_everything(args.seed)
     if not 0.0 <= args.alpha <= 1.0:
-        fail(f"--alpha must be in [0, 1], got {args.alpha}")
+        raise RecipeError(f"--alpha must be in [0, 1], got {args.alpha}")
     if args.temperature <= 0:
-        fail(f"--temperature must be positive, got {args.temperature}")
+        raise RecipeError(f"--temperature must be positive, got {args.temperature}")
     return train_kd(run_settings(args), from_flags(DataSettings, args), from_flags(TrainSettings, args),
                     from_flags(StudentSettings, args), from_flags(KDSettings, args))
 
@@ -155,9 +155,9 @@ def run_pkd(args: argparse.Namespace) -> dict:
     seed_everything(args.seed)
     for name in ("kd_alpha",):
         if not 0.0 <= getattr(args, name) <= 1.0:
-            fail(f"--{name} must be in [0, 1], got {getattr(args, name)}")
+            raise RecipeError(f"--{name} must be in [0, 1], got {getattr(args, name)}")
     if args.temperature <= 0:
-        fail(f"--temperature must be positive, got {args.temperature}")
+        raise RecipeError(f"--temperature must be positive, got {args.temperature}")
     return train_pkd(run_settings(args), from_flags(DataSettings, args), from_flags(TrainSettings, args),
                      from_flags(StudentSettings, args), from_flags(PKDSettings, args))
 

@@ -13,8 +13,9 @@ import os
 
 import numpy as np
 
-from model_compress.cli import add_data_args, add_train_args, fail, normalise_aliases, seed_everything, user_errors
+from model_compress.cli import add_data_args, add_train_args, normalise_aliases, seed_everything, user_errors
 from model_compress.distill.teacher_cache import write_logits_file
+from model_compress.errors import RecipeError
 from model_compress.jobs.common import (
     evaluate_snapshot,
     find_vocab,
@@ -103,7 +104,7 @@ def run(args) -> dict:
     if args.export_logits:
         export_logits(settings, snapshot, data, args.export_split, args.export_logits)
     if not (args.do_train or args.do_eval or args.export_logits):
-        fail("nothing to do: pass --do_train, --do_eval and/or --export_logits")
+        raise RecipeError("nothing to do: pass --do_train, --do_eval and/or --export_logits")
     result["snapshot"] = snapshot
     return result
 

@@ -10,9 +10,10 @@ import sys
 import numpy as np
 
 from model_compress import cli
-from model_compress.cli import add_bool, fail, finite_number, user_errors
+from model_compress.cli import add_bool, finite_number, user_errors
 from model_compress.data.augmentation import DEFAULT_N, TASK_N, AugmentSpec, ensure_augmented
 from model_compress.distill.intermediate import ATTENTION_KINDS
+from model_compress.errors import RecipeError
 from model_compress.jobs import settings as cfg
 from model_compress.jobs.common import (
     classifier_state,
@@ -42,8 +43,7 @@ def augment_spec(args: argparse.Namespace, task_name: str) -> AugmentSpec:
     try:
         return AugmentSpec(num_tries=tries, num_candidates=args.M, replace_prob=args.p, seed=args.seed)
     except ValueError as exc:
-        fail(str(exc))
-        raise AssertionError from None
+        raise RecipeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> dict:
     cli.seed_everything(args.seed)
     if args.layer_list and (args.from_scratch or args.student_model):
-        fail("--layer_list starts the student from teacher layers: leave out --student_model and --from_scratch")
+        raise RecipeError("--layer_list starts the student from teacher layers: leave out --student_model and "
+                          "--from_scratch")
     spec = augment_spec(args, args.task_name)
     return train_tinybert(run_settings(args), cfg.from_flags(cfg.DataSettings, args),
                           cfg.from_flags(cfg.TrainSettings, args), cfg.from_flags(cfg.StudentSettings, args),
@@ -108,7 +109,7 @@ def word_embeddings(model_dir: str) -> np.ndarray:
     state, _, _ = load_model_snapshot(model_dir, "read its word embeddings")
     matrix = classifier_state(state).get(WORD_EMBEDDINGS)
     if matrix is None:
-        fail(f"{model_dir} has no {WORD_EMBEDDINGS}")
+        raise RecipeError(f"{model_dir} has no {WORD_EMBEDDINGS}")
     return np.asarray(matrix, dtype=np.float32)
 
 
@@ -128,7 +129,7 @@ def augment(args: argparse.Namespace) -> tuple[str, int, bool]:
         rows, path, reused = ensure_augmented(data_dir, data.examples["train"], data.tokenizer,
                                               word_embeddings(model_dir), spec)
     except ValueError as exc:
-        fail(f"{model_dir}: {exc}")
+        raise RecipeError(f"{model_dir}: {exc}") from None
     print(f"[augment] {path}: {len(rows)} rows from {len(data.examples['train'])} "
           f"({'reused' if reused else 'written'}; N={spec.num_tries} M={spec.num_candidates} p={spec.replace_prob})")
     return path, len(rows), reused

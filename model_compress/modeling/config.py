@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from typing import Any, TypeVar
+
+from model_compress.files import write_json_atomic
 
 C = TypeVar("C", bound="JsonConfig")
 
@@ -51,10 +52,7 @@ class JsonConfig:
         return cls.from_dict(read_json_object(path))
 
     def to_json_file(self, path: str) -> None:
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
+        write_json_atomic(path, self.to_dict())
 
 
 @dataclasses.dataclass

@@ -36,6 +36,7 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
+from model_compress.files import sha256_file
 from model_compress.modeling.archive import (
     ARCHIVE_FORMATS,
     DownloadError,
@@ -253,14 +254,6 @@ def check_files(name: str, root: str, pinned: dict[str, str]) -> None:
         digest = sha256_file(path)
         if digest != expected.lower():
             raise DownloadError(f"{name}: {rel} is damaged: sha256 {digest}, manifest says {expected}")
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from model_compress.files import write_json_atomic
 from model_compress.runtime import blas
 from model_compress.runtime.settings import (
     RuntimeSetting,
@@ -83,11 +84,7 @@ def read_cache(path: str) -> dict:
 def write_cache_entry(path: str, key: str, entry: dict) -> None:
     entries = read_cache(path)
     entries[key] = entry
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump({"version": CACHE_VERSION, "entries": entries}, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    write_json_atomic(path, {"version": CACHE_VERSION, "entries": entries}, indent=1)
 
 
 def _probe_env(setting: RuntimeSetting) -> dict[str, str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from model_compress.data.tokenization import BERT_SPECIAL_TOKENS, load_vocab, special_tokens_for
+from model_compress.data.vocab import BERT_SPECIAL_TOKENS, load_vocab, special_tokens_for
 from model_compress.modeling.checkpoint import write_safetensors
 from model_compress.modeling.config import EncoderConfig, MPNetConfig
 

@@ -9,10 +9,10 @@ from model_compress.cli import (
     add_bool,
     add_data_args,
     add_train_args,
-    fail,
     normalise_aliases,
     user_errors,
 )
+from model_compress.errors import RecipeError
 from model_compress.jobs.common import flags_of
 from model_compress.jobs.metakd.shared import ALL_GENRES, STAGES, add_attention_flag
 from model_compress.jobs.pipelines.metakd_distill import (  # noqa: F401  (re-exported for callers of this module)
@@ -78,13 +78,13 @@ def distill_parser() -> argparse.ArgumentParser:
 def run_meta_distill(args: argparse.Namespace) -> dict:
     """Train (and evaluate per domain) the Meta-KD student of one genre, or its vanilla-KD twin."""
     if args.temperature <= 0:
-        fail(f"--temperature must be positive, got {args.temperature}")
+        raise RecipeError(f"--temperature must be positive, got {args.temperature}")
     if not 0.0 <= args.alpha <= 1.0:
-        fail(f"--alpha must be in [0, 1], got {args.alpha}")
+        raise RecipeError(f"--alpha must be in [0, 1], got {args.alpha}")
     if args.domain_loss_weight < 0:
-        fail(f"--domain_loss_weight must be >= 0, got {args.domain_loss_weight}")
+        raise RecipeError(f"--domain_loss_weight must be >= 0, got {args.domain_loss_weight}")
     if args.do_train and not args.teacher_model:
-        fail("--teacher_model is required for training (the meta_teacher.py snapshot)")
+        raise RecipeError("--teacher_model is required for training (the meta_teacher.py snapshot)")
     return meta_distill(from_flags(RunSettings, args, flags=flags_of(args)), from_flags(DataSettings, args),
                         from_flags(TrainSettings, args), from_flags(StudentSettings, args),
                         from_flags(MetaKDSettings, args), from_flags(TeacherDumpSettings, args))

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from model_compress.cli import fail, user_errors
+from model_compress.cli import user_errors
+from model_compress.errors import RecipeError
 
 
 def summary_table(teacher_results: str, columns: Sequence[tuple[str, str]], genres: Sequence[str]) -> str:
@@ -57,7 +58,7 @@ def summary_main(argv=None) -> None:
     for spec in args.column:
         title, sep, pattern = spec.partition("=")
         if not sep:
-            fail(f"--column {spec!r}: expected TITLE=PATTERN")
+            raise RecipeError(f"--column {spec!r}: expected TITLE=PATTERN")
         columns.append((title, pattern))
     print(summary_table(args.teacher_results, columns, [g for g in args.genres.split(",") if g]))
 

@@ -8,11 +8,11 @@ from model_compress.cli import (
     add_bool,
     add_data_args,
     add_train_args,
-    fail,
     normalise_aliases,
     note_ignored,
     user_errors,
 )
+from model_compress.errors import RecipeError
 from model_compress.jobs import mft
 from model_compress.jobs.common import flags_of
 from model_compress.jobs.metakd.shared import add_attention_flag
@@ -62,7 +62,7 @@ def meta_teacher_parser() -> argparse.ArgumentParser:
 def run_meta_teacher(args: argparse.Namespace) -> dict:
     """MFT-style meta-teacher on every domain; keeps the best-dev snapshot and reports accuracy per domain."""
     if args.domain_loss_weight < 0:
-        fail(f"--domain_loss_weight must be >= 0, got {args.domain_loss_weight}")
+        raise RecipeError(f"--domain_loss_weight must be >= 0, got {args.domain_loss_weight}")
     return train_meta_teacher(from_flags(RunSettings, args, flags=flags_of(args)), from_flags(DataSettings, args),
                               from_flags(TrainSettings, args), from_flags(MetaTeacherSettings, args),
                               args.model_load_dir)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from model_compress.cli import fail
 from model_compress.distill.objectives import VanillaKDObjective
+from model_compress.errors import RecipeError
 from model_compress.jobs import settings as cfg
 from model_compress.jobs.common import (
     find_vocab,
@@ -34,8 +34,7 @@ def lstm_config(spec: cfg.DistilledLSTMSettings, vocab_size: int, num_labels: in
             hidden_dropout_prob=spec.student_hidden_dropout_prob, num_labels=num_labels,
             max_seq_length=spec.student_seq_length)
     except ValueError as exc:
-        fail(f"student size: {exc}")
-        raise AssertionError from None
+        raise RecipeError(f"student size: {exc}") from None
 
 
 def train_distilled_lstm(
@@ -47,7 +46,8 @@ def train_distilled_lstm(
     result, snapshot = {}, spec.student_model
     if run.do_train:
         if not (spec.teacher_logits or spec.teacher_model):
-            fail("give --teacher_model (the fine-tuned teacher) or --teacher_logits (task_teacher.py --export_logits)")
+            raise RecipeError("give --teacher_model (the fine-tuned teacher) or --teacher_logits "
+                              "(task_teacher.py --export_logits)")
         teacher_dir = resolve_model(spec.teacher_model)  # its vocabulary is the student's
         vocab = find_vocab(teacher_dir, run.vocab_file)
         data = load_task_data(data_settings, vocab, model_dir=teacher_dir)

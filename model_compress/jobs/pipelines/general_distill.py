@@ -13,10 +13,11 @@ from collections.abc import Sequence
 import numpy as np
 from oneflow import nn
 
-from model_compress.cli import fail, seed_everything
+from model_compress.cli import seed_everything
 from model_compress.data.corpus import CorpusStream, list_corpus_files
 from model_compress.data.tokenization import FullTokenizer
 from model_compress.distill.minilm import RelationDistillation, encoder_layer_of
+from model_compress.errors import RecipeError
 from model_compress.jobs.common import classifier_state, find_vocab, load_model_snapshot
 from model_compress.jobs.settings import GeneralDistillSettings
 from model_compress.modeling.bert import BertForSequenceClassification, BertModel
@@ -45,7 +46,7 @@ def resolve_layer(index: int, num_layers: int, what: str) -> int:
     """A python-style (negative counts from the end) layer index, checked against ``num_layers``."""
     resolved = index + num_layers if index < 0 else index
     if not 0 <= resolved < num_layers:
-        fail(f"--{what}_layer_index {index} is outside the {what}'s {num_layers} layers")
+        raise RecipeError(f"--{what}_layer_index {index} is outside the {what}'s {num_layers} layers")
     return resolved
 
 
@@ -63,7 +64,8 @@ def load_teacher(model_dir: str, layer_index: int) -> tuple[BertModel, BertConfi
             needed[key] = value
     report = load_state_into(teacher, needed, verbose=False)
     if report.missing:
-        fail(f"teacher {model_dir} lacks {len(report.missing)} tensors, e.g. {', '.join(report.missing[:3])}")
+        raise RecipeError(f"teacher {model_dir} lacks {len(report.missing)} tensors, e.g. "
+                          f"{', '.join(report.missing[:3])}")
     for p in teacher.parameters():
         p.requires_grad = False
     teacher.eval()
@@ -91,8 +93,7 @@ def student_config(
             layer_norm_eps=teacher_config.layer_norm_eps,
         )
     except ValueError as exc:
-        fail(str(exc))
-        raise AssertionError from None
+        raise RecipeError(str(exc)) from None
 
 
 def check_relation_heads(num_relation_heads: int, widths: Sequence[int]) -> None:
@@ -101,8 +102,9 @@ def check_relation_heads(num_relation_heads: int, widths: Sequence[int]) -> None
         return
     common = int(np.gcd.reduce(np.asarray(widths)))
     choices = [d for d in range(1, common + 1) if common % d == 0]
-    fail(f"--num_relation_heads {num_relation_heads} must divide the teacher and student widths {list(widths)}; "
-         f"valid: {choices}")
+    raise RecipeError(f"--num_relation_heads {num_relation_heads} must divide the teacher and student widths "
+                      f"{list(widths)}; "
+                      f"valid: {choices}")
 
 
 def step_config(settings: GeneralDistillSettings, warmup_steps: int | None = None) -> StepConfig:
@@ -130,8 +132,9 @@ def resume_student(settings: GeneralDistillSettings, student: nn.Module, config:
         start_step, path = (load_newest_snapshot(settings.output_dir, student, config) if settings.resume
                             else (0, None))
     except SnapshotShapeMismatch as exc:
-        fail(f"{exc.path} holds a student of another shape than the flags ask for; use another --output_dir "
-             "or --resume False")
+        raise RecipeError(f"{exc.path} holds a student of another shape than the flags ask for; use another "
+                          "--output_dir "
+                          "or --resume False") from None
     if path:
         note(f"resuming from {path} (step {start_step}); Adam moments restart")
     elif not settings.resume and list_snapshots(settings.output_dir):
@@ -149,8 +152,8 @@ def distill_general(settings: GeneralDistillSettings) -> dict:
     vocab = find_vocab(teacher_dir, settings.vocab_file)
     teacher, teacher_cfg, t_layer = load_teacher(teacher_dir, settings.teacher_layer_index)
     if settings.max_seq_length > teacher_cfg.max_position_embeddings:
-        fail(f"--max_seq_length {settings.max_seq_length} exceeds the teacher's "
-             f"{teacher_cfg.max_position_embeddings} positions")
+        raise RecipeError(f"--max_seq_length {settings.max_seq_length} exceeds the teacher's "
+                          f"{teacher_cfg.max_position_embeddings} positions")
     config = student_config(teacher_cfg, settings.num_layers, settings.hidden_size, settings.num_attention_heads,
                             settings.intermediate_size)
     s_layer = resolve_layer(settings.student_layer_index, config.num_hidden_layers, "student")
@@ -190,7 +193,7 @@ def distill_general(settings: GeneralDistillSettings) -> dict:
     try:
         files = list_corpus_files(settings.input_dir)
     except FileNotFoundError as exc:
-        fail(str(exc))
+        raise RecipeError(str(exc)) from None
     stream = CorpusStream(files, FullTokenizer(vocab, do_lower_case=settings.do_lower_case), settings.max_seq_length,
                           settings.seed, rank, world, settings.pack, settings.shuffle_buffer)
     note(f"teacher {teacher_dir} layer {t_layer} -> student {config.num_hidden_layers}x{config.hidden_size} "
@@ -200,7 +203,7 @@ def distill_general(settings: GeneralDistillSettings) -> dict:
         done = run_steps(step_fn, list(objective.input_names), stream.batches(settings.batch_size, skip=start_step),
                          start_step, save, config_run)
     except NonFiniteLoss as exc:
-        fail(f"{exc}: lower --learning_rate")
+        raise RecipeError(f"{exc}: lower --learning_rate") from None
     result = dataclasses.asdict(done)
     if is_main:
         with open(os.path.join(settings.output_dir, "general_distill_log.json"), "a", encoding="utf-8") as f:

@@ -13,7 +13,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from model_compress.cli import fail, seed_everything
+from model_compress.cli import seed_everything
+from model_compress.errors import RecipeError
 from model_compress.jobs.common import (
     TaskData,
     find_vocab,
@@ -60,9 +61,8 @@ def resolve_data_dir(path: str) -> str:
     if not os.path.isabs(path) and os.path.isdir(candidate):
         note(f"--data_dir {path} not found here: using {candidate}")
         return candidate
-    fail(f"--data_dir {path} does not exist (looked here and under {REPO_ROOT}); the default K-shot data "
-         "is made by `python -m model_compress.data.synthetic --out data` in the repository root")
-    raise AssertionError
+    raise RecipeError(f"--data_dir {path} does not exist (looked here and under {REPO_ROOT}); the default K-shot data "
+                      "is made by `python -m model_compress.data.synthetic --out data` in the repository root")
 
 
 def prepare_inputs(

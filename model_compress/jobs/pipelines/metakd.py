@@ -10,11 +10,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from model_compress.cli import fail
 from model_compress.distill.meta import DomainCorruptionHead, MetaFineTuningObjective, WithShuffledDomains
 from model_compress.distill.metakd import MetaTeacherOutputs
 from model_compress.distill.metakd_dump import DUMP_KIND, dump_layers, dump_table, write_teacher_dump
 from model_compress.distill.teacher_cache import cache_key, cache_source, checked_cache, load_cache
+from model_compress.errors import RecipeError
 from model_compress.jobs.common import (
     TaskData,
     fit_objective,
@@ -55,8 +55,7 @@ def genre_id(genre: str, domains: Sequence[str]) -> int | None:
     try:
         return domain_index(genre, domains)
     except ValueError as exc:
-        fail(f"--genre {exc}")
-        raise AssertionError from None
+        raise RecipeError(f"--genre {exc}") from None
 
 
 def optional_weights(data_dir: str, count: int) -> np.ndarray | None:
@@ -79,8 +78,7 @@ def teacher_layers(student_layers: int, teacher_config: BertConfig) -> tuple[lis
     try:
         return dump_layers(student_layers, teacher_config.num_hidden_layers)
     except ValueError as exc:
-        fail(f"--student_num_hidden_layers: {exc}")
-        raise AssertionError from None
+        raise RecipeError(f"--student_num_hidden_layers: {exc}") from None
 
 
 def ensure_teacher_dump(settings: TrainSettings, dump_dir: str | None, teacher_dir: str, teacher,

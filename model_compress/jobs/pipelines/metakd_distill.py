@@ -11,11 +11,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from model_compress.cli import fail
 from model_compress.distill.intermediate import check_heads
 from model_compress.distill.mapping import student_init_layers
 from model_compress.distill.metakd import TEACHER_ARRAYS, MetaDistillFirstStage, MetaDistillSecondStage
 from model_compress.distill.objectives import VanillaKDObjective
+from model_compress.errors import RecipeError
 from model_compress.jobs import settings as cfg
 from model_compress.jobs.common import (
     TaskData,
@@ -78,11 +78,12 @@ def _second_stage_source(student_model: str | None, output_dir: str, genre: str)
                            f"--student_model {student_model} (the start of stage 1) is not used")
         return own
     if given:
-        fail(f"--distill_stage second continues a stage-1 student, but --student_model {student_model} is not "
-             f"one (no {own} either): run --distill_stage first (or all) with the same --model_save_dir first")
-    fail(f"--distill_stage second needs the stage-1 student: run --distill_stage first with the same "
-         f"--model_save_dir, or pass its snapshot as --student_model (looked for {own})")
-    raise AssertionError
+        raise RecipeError(f"--distill_stage second continues a stage-1 student, but --student_model "
+                          f"{student_model} is not "
+                          f"one (no {own} either): run --distill_stage first (or all) with the same "
+                          "--model_save_dir first")
+    raise RecipeError(f"--distill_stage second needs the stage-1 student: run --distill_stage first with the same "
+                      f"--model_save_dir, or pass its snapshot as --student_model (looked for {own})")
 
 
 def build_meta_student(spec: cfg.StudentSettings, stage: str, data: TaskData, reference_dir: str, source: str | None
@@ -93,7 +94,7 @@ def build_meta_student(spec: cfg.StudentSettings, stage: str, data: TaskData, re
     """
     if spec.from_scratch:
         if spec.student_num_hidden_layers < 1:
-            fail("--from_scratch needs --student_num_hidden_layers >= 1")
+            raise RecipeError("--from_scratch needs --student_num_hidden_layers >= 1")
         model, config = build_student(dataclasses.replace(spec, student_model=source), len(data.labels),
                                       reference_dir)
         return model, config, "random"
@@ -103,9 +104,10 @@ def build_meta_student(spec: cfg.StudentSettings, stage: str, data: TaskData, re
     # stage 2 continues the stage-1 student whatever its depth
     wanted = 0 if stage == "second" else spec.student_num_hidden_layers
     if wanted < 0:
-        fail(f"--student_num_hidden_layers must be >= 0, got {wanted}")
+        raise RecipeError(f"--student_num_hidden_layers must be >= 0, got {wanted}")
     if wanted > config.num_hidden_layers:
-        fail(f"--student_num_hidden_layers {wanted}: {source_dir} has only {config.num_hidden_layers} layers")
+        raise RecipeError(f"--student_num_hidden_layers {wanted}: {source_dir} has only "
+                          f"{config.num_hidden_layers} layers")
     if 0 < wanted < config.num_hidden_layers:
         layers = student_init_layers(wanted, config.num_hidden_layers)
         model, config = slice_model(model, layers)
@@ -118,17 +120,17 @@ def _check_pair(student: BertConfig, teacher: BertConfig) -> None:
     try:
         check_heads(student.num_attention_heads, teacher.num_attention_heads)
     except ValueError as exc:
-        fail(str(exc))
+        raise RecipeError(str(exc)) from None
     if student.num_hidden_layers > teacher.num_hidden_layers:
-        fail(f"a {student.num_hidden_layers}-layer student cannot learn from a "
-             f"{teacher.num_hidden_layers}-layer teacher's layers")
+        raise RecipeError(f"a {student.num_hidden_layers}-layer student cannot learn from a "
+                          f"{teacher.num_hidden_layers}-layer teacher's layers")
 
 
 def _genre_rows(loader, genre: str, domains: Sequence[str]) -> np.ndarray:
     gid = meta_runs.genre_id(genre, domains)
     rows = np.arange(loader.num_records) if gid is None else np.flatnonzero(loader.arrays["domain"] == gid)
     if len(rows) == 0:
-        fail(f"the training split has no example of domain {genre}")
+        raise RecipeError(f"the training split has no example of domain {genre}")
     return rows
 
 
@@ -168,7 +170,7 @@ def meta_distill(
         try:
             source = RowSubset(loader, _genre_rows(loader, kd.genre, domains))
         except ValueError as exc:
-            fail(f"--genre {kd.genre}: {exc}")
+            raise RecipeError(f"--genre {kd.genre}: {exc}") from None
         student = distributed.setup_model(student, settings.device)
         meta = {"labels": data.labels, "domains": domains, "genre": kd.genre, "teacher": model_dir,
                 "dump": dump_dir, "student_init": init}
@@ -212,7 +214,7 @@ def meta_distill(
                                   "train_seconds": loop.train_seconds, **meta})
     elif run.do_eval:
         if not snapshot:
-            fail("--do_eval without --do_train needs --student_model")
+            raise RecipeError("--do_eval without --do_train needs --student_model")
         student, _, _ = load_classifier(snapshot, len(data.labels), student=True)
         student = distributed.setup_model(student, settings.device)
         result["eval"] = metrics = make_domain_evaluator(student, dev, domains, kd.genre, settings.eager)()

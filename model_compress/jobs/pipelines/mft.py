@@ -7,7 +7,6 @@ import os
 
 import numpy as np
 
-from model_compress.cli import fail
 from model_compress.data.features import convert_examples_to_features, feature_names, features_to_arrays
 from model_compress.data.ofrecord import split_dir
 from model_compress.distill.meta import (
@@ -21,6 +20,8 @@ from model_compress.distill.meta import (
     prototypical_scores,
     scale_layer_indexes,
 )
+from model_compress.errors import RecipeError
+from model_compress.files import atomic_open
 from model_compress.finite import NonFiniteError, require_finite
 from model_compress.jobs.common import (
     TaskData,
@@ -56,11 +57,8 @@ def weight_path(data_dir: str) -> str:
 def save_weights(data_dir: str, scores: np.ndarray) -> str:
     """Write weight.npy atomically (after the split: rebuilding a split replaces its directory)."""
     path = weight_path(data_dir)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
+    with atomic_open(path, "wb") as f:
         np.save(f, np.asarray(scores, dtype=np.float32))
-    os.replace(tmp, path)
     return path
 
 
@@ -68,15 +66,16 @@ def load_weights(data_dir: str, count: int) -> np.ndarray:
     """The prototypical scores of the `count` training examples (from preprocess.py)."""
     path = weight_path(data_dir)
     if not os.path.isfile(path):
-        fail(f"{path} not found: run preprocess.py on {data_dir} first")
+        raise RecipeError(f"{path} not found: run preprocess.py on {data_dir} first")
     scores = np.load(path, allow_pickle=False).astype(np.float32).reshape(-1)
     if len(scores) != count:
-        fail(f"{path} holds {len(scores)} scores but {count} training examples are used: rerun preprocess.py "
-             "with the same --train_example_num")
+        raise RecipeError(f"{path} holds {len(scores)} scores but {count} training examples are used: rerun "
+                          "preprocess.py "
+                          "with the same --train_example_num")
     try:
         require_finite(scores, path, row_name="example")
     except NonFiniteError as exc:
-        fail(f"{exc}: rerun preprocess.py")
+        raise RecipeError(f"{exc}: rerun preprocess.py") from None
     return scores
 
 
@@ -157,8 +156,7 @@ def choose_layers(text: str | None, num_layers: int) -> list[int]:
     try:
         return parse_layer_indexes(text, num_layers)
     except ValueError as exc:
-        fail(f"--layer_indexes: {exc}")
-        raise AssertionError from None
+        raise RecipeError(f"--layer_indexes: {exc}") from None
 
 
 def _best_metrics(loop) -> dict:

@@ -7,8 +7,7 @@ import sys
 
 import numpy as np
 
-from model_compress.cli import fail
-from model_compress.data.tokenization import load_vocab
+from model_compress.data.vocab import load_vocab
 from model_compress.distill.mapping import pkd_mapping, uniform_mapping
 from model_compress.distill.objectives import (
     PKDObjective,
@@ -18,6 +17,7 @@ from model_compress.distill.objectives import (
     WithOnlineTeacher,
 )
 from model_compress.distill.teacher_cache import TeacherFileError, cached_teacher_outputs, read_logits_file
+from model_compress.errors import RecipeError
 from model_compress.jobs import settings as cfg
 from model_compress.jobs.common import (
     TaskData,
@@ -45,7 +45,7 @@ def build_student(spec: cfg.StudentSettings, num_labels: int, reference_dir: str
     A loaded student must read the ids of ``data_vocab`` (default: the reference's vocab.txt)."""
     if not spec.from_scratch:
         if not spec.student_model:
-            fail("give --student_model (e.g. from bert-pkd_generate_student_model.py) or --from_scratch")
+            raise RecipeError("give --student_model (e.g. from bert-pkd_generate_student_model.py) or --from_scratch")
         student_dir = resolve_model(spec.student_model)
         if data_vocab is None:
             data_vocab = os.path.join(reference_dir, "vocab.txt") if os.path.isdir(reference_dir) else ""
@@ -65,7 +65,7 @@ def build_student(spec: cfg.StudentSettings, num_labels: int, reference_dir: str
     try:
         config = ref_config.replace(**changes)
     except ValueError as exc:
-        fail(str(exc))
+        raise RecipeError(str(exc)) from None
     return build_classifier(config), config
 
 
@@ -84,7 +84,7 @@ def evaluate_student(run: cfg.RunSettings, data_settings: cfg.DataSettings, sett
                      snapshot: str | None, output_dir: str, role: str) -> dict:
     """--do_eval of a student job: the trained (or given --student_model) snapshot on the dev split."""
     if not snapshot:
-        fail("--do_eval without --do_train needs --student_model")
+        raise RecipeError("--do_eval without --do_train needs --student_model")
     snap_dir = resolve_model(snapshot)
     data = load_task_data(data_settings, find_vocab(snap_dir, run.vocab_file), model_dir=snap_dir, student=True)
     return evaluate_and_report(settings, run.flags, snap_dir, data, run.result_dir or output_dir, role)
@@ -96,7 +96,7 @@ def logits_from_file(path: str, data: TaskData, train_loader) -> np.ndarray:
         return read_logits_file(path, len(data.examples["train"]), len(data.labels),
                                 train_loader.meta.get("source_hash"))
     except TeacherFileError as exc:
-        fail(str(exc))
+        raise RecipeError(str(exc)) from None
 
 
 def train_kd_student(settings: cfg.TrainSettings, data: TaskData, student: cfg.StudentSettings, reference: str,
@@ -126,7 +126,8 @@ def train_kd(
     snapshot, result = student.student_model, {}
     if run.do_train:
         if not kd.teacher_logits:
-            fail("--teacher_logits is required for training (export it with task_teacher.py --export_logits)")
+            raise RecipeError("--teacher_logits is required for training (export it with task_teacher.py "
+                              "--export_logits)")
         loader = data.loader("train", run.batch_size_per_device, train=True, seed=settings.seed)
         logits = logits_from_file(kd.teacher_logits, data, loader)
         loop = train_kd_student(settings, data, student, reference, vocab, logits, kd.temperature, kd.alpha,
@@ -134,7 +135,7 @@ def train_kd(
         snapshot, result["train"] = loop.best_snapshot, loop
     if run.do_eval:
         if not snapshot:
-            fail("--do_eval without --do_train needs --student_model")
+            raise RecipeError("--do_eval without --do_train needs --student_model")
         result["eval"] = evaluate_and_report(settings, run.flags, snapshot, data, run.result_dir or output_dir,
                                              "student-kd")
     result["snapshot"] = snapshot
@@ -166,7 +167,7 @@ def pkd_layers(variant: str, mapping: str, student_layers: int, teacher_layers: 
         else:
             pairs = uniform_mapping(student_layers, teacher_layers)
     except ValueError as exc:
-        fail(str(exc))
+        raise RecipeError(str(exc)) from None
     return [s for s, _ in pairs], [t for _, t in pairs]
 
 
@@ -185,7 +186,7 @@ def teacher_inputs(teacher_model: str | None, run: cfg.RunSettings, data_setting
     vocabulary that maps onto the teacher's (MiniLM under MPNet; ``student_dir``), with the student's:
     ``data.vocab_map`` then carries the map the teacher reads the ids through."""
     if not teacher_model:
-        fail("--teacher_model is required for training")
+        raise RecipeError("--teacher_model is required for training")
     teacher_dir = resolve_model(teacher_model)
     vocab = find_vocab(teacher_dir, run.vocab_file)
     mapped = None
@@ -203,8 +204,9 @@ def teacher_inputs(teacher_model: str | None, run: cfg.RunSettings, data_setting
     teacher, t_config, _ = load_classifier(teacher_dir, len(data.labels))
     longest = data_settings.seq_length + (data.vocab_map.extra_separator if data.vocab_map is not None else 0)
     if longest > t_config.max_seq_length:
-        fail(f"--seq_length {data_settings.seq_length}: the teacher {teacher_dir} reads a pair with one more "
-             f"separator than the student ({longest} tokens) but takes at most {t_config.max_seq_length}")
+        raise RecipeError(f"--seq_length {data_settings.seq_length}: the teacher {teacher_dir} reads a pair "
+                          "with one more "
+                          f"separator than the student ({longest} tokens) but takes at most {t_config.max_seq_length}")
     return teacher_dir, vocab, data, teacher, t_config
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from model_compress.cli import fail
 from model_compress.distill.mapping import check_layer_counts
 from model_compress.distill.theseus import ReplacingGates, ReplacingSchedule, TheseusObjective
+from model_compress.errors import RecipeError
 from model_compress.jobs import common
 from model_compress.jobs import settings as cfg
 from model_compress.jobs.pipelines.student import evaluate_student
@@ -40,13 +40,13 @@ def replacing_objective(
         successor, s_config, _ = common.load_classifier(resolve_model(student_model), len(data.labels),
                                                         student=True)
         if s_config.hidden_size != t_config.hidden_size:
-            fail(f"--student_model {student_model} is {s_config.hidden_size} wide but the teacher "
-                 f"{t_config.hidden_size}: successor layers must take the predecessor's width")
+            raise RecipeError(f"--student_model {student_model} is {s_config.hidden_size} wide but the teacher "
+                              f"{t_config.hidden_size}: successor layers must take the predecessor's width")
         student_layers = s_config.num_hidden_layers
     try:
         check_layer_counts(student_layers, t_config.num_hidden_layers)
     except ValueError as exc:
-        fail(f"--student_num_hidden_layers {student_layers}: {exc}")
+        raise RecipeError(f"--student_num_hidden_layers {student_layers}: {exc}") from None
     if not student_model:
         successor = successor_from(teacher, student_layers)
     teacher = distributed.setup_model(teacher, settings.device)
@@ -69,11 +69,11 @@ def train_theseus(
             schedule = ReplacingSchedule(theseus.replacing_rate, theseus.scheduler_type, theseus.scheduler_linear_k,
                                          theseus.steps_for_replacing)
         except ValueError as exc:
-            fail(str(exc))
+            raise RecipeError(str(exc)) from None
         if schedule.successor_only:
             if not student_model:
-                fail("--replacing_rate 1 fine-tunes the successor alone (phase 2): give --student_model "
-                     "(the phase-1 snapshot)")
+                raise RecipeError("--replacing_rate 1 fine-tunes the successor alone (phase 2): give --student_model "
+                                  "(the phase-1 snapshot)")
             source_dir = resolve_model(student_model)
             vocab = common.find_vocab(source_dir, run.vocab_file)
             data = common.load_task_data(data_settings, vocab, model_dir=source_dir, student=True)
@@ -84,7 +84,7 @@ def train_theseus(
             phase = {"phase": 2, "predecessor": None}
         else:
             if not theseus.teacher_model:
-                fail("--teacher_model (the fine-tuned predecessor) is required while --replacing_rate < 1")
+                raise RecipeError("--teacher_model (the fine-tuned predecessor) is required while --replacing_rate < 1")
             source_dir = resolve_model(theseus.teacher_model)
             vocab = common.find_vocab(source_dir, run.vocab_file)
             data = common.load_task_data(data_settings, vocab, model_dir=source_dir)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import sys
 
-from model_compress.cli import fail
 from model_compress.data.augmentation import AugmentSpec, ensure_augmented
 from model_compress.distill.intermediate import check_heads
 from model_compress.distill.mapping import attention_mapping, hidden_mapping
@@ -23,6 +22,7 @@ from model_compress.distill.objectives import (
     TinyBERTPredictionObjective,
     WithOnlineTeacher,
 )
+from model_compress.errors import RecipeError
 from model_compress.jobs import settings as cfg
 from model_compress.jobs.common import (
     TaskData,
@@ -67,11 +67,11 @@ def build_tinybert_student(spec: cfg.StudentSettings, layer_list: str | None, te
         try:
             model, config = slice_model(teacher, layer_list)
         except ValueError as exc:
-            fail(str(exc))
+            raise RecipeError(str(exc)) from None
         return model, config, f"{teacher_dir} layers {layer_list}"
     if not spec.from_scratch and not spec.student_model:
-        fail("give --student_model (e.g. a general TinyBERT snapshot), --layer_list (teacher layers) or "
-             "--from_scratch (with --student_num_hidden_layers / --student_hidden_size ...)")
+        raise RecipeError("give --student_model (e.g. a general TinyBERT snapshot), --layer_list (teacher layers) or "
+                          "--from_scratch (with --student_num_hidden_layers / --student_hidden_size ...)")
     if spec.student_model and not spec.from_scratch:
         check_model_inputs(resolve_model(spec.student_model), vocab, seq_length, student=True)
     model, config = build_student(spec, num_labels, teacher_dir, vocab)
@@ -87,11 +87,12 @@ def check_student(student: BertConfig, teacher: BertConfig, mapped: bool = False
         attention = [t for _, t in attention_mapping(student.num_hidden_layers, teacher.num_hidden_layers)]
         hidden = [t for _, t in hidden_mapping(student.num_hidden_layers, teacher.num_hidden_layers)]
     except ValueError as exc:
-        fail(f"student {student.num_hidden_layers} layers x {student.num_attention_heads} heads, teacher "
-             f"{teacher.num_hidden_layers} x {teacher.num_attention_heads}: {exc}")
+        raise RecipeError(f"student {student.num_hidden_layers} layers x {student.num_attention_heads} heads, teacher "
+                          f"{teacher.num_hidden_layers} x {teacher.num_attention_heads}: {exc}") from None
     if not mapped and student.vocab_size != teacher.vocab_size:
-        fail(f"the student embeds {student.vocab_size} tokens, the teacher {teacher.vocab_size}: both must read "
-             "the same token ids")
+        raise RecipeError(f"the student embeds {student.vocab_size} tokens, the teacher {teacher.vocab_size}: "
+                          "both must read "
+                          "the same token ids")
     return attention, hidden
 
 
@@ -109,8 +110,7 @@ def training_split(data: TaskData, teacher: BertForSequenceClassification, aug_t
         try:
             return ensure_augmented(data.data_dir, data.examples["train"], data.tokenizer, embeddings, augment)
         except ValueError as exc:
-            fail(f"--aug_train: {exc}")
-            raise AssertionError from None
+            raise RecipeError(f"--aug_train: {exc}") from None
 
     if distributed.rank() == 0:  # rank 0 builds; the others then read the same file
         rows, path, reused = build()
@@ -165,9 +165,8 @@ def continued_student(spec: cfg.StudentSettings, output_dir: str) -> str:
     if os.path.isdir(own):
         note(f"step 2 continues the step-1 student {own}")
         return own
-    fail(f"--pred_distill alone continues a step-1 student: pass it as --student_model, or run "
-         f"--intermediate_distill with the same --model_save_dir first (looked for {own})")
-    raise AssertionError
+    raise RecipeError(f"--pred_distill alone continues a step-1 student: pass it as --student_model, or run "
+                      f"--intermediate_distill with the same --model_save_dir first (looked for {own})")
 
 
 def train_tinybert(run: cfg.RunSettings, data_settings: cfg.DataSettings, settings: cfg.TrainSettings,
@@ -178,7 +177,7 @@ def train_tinybert(run: cfg.RunSettings, data_settings: cfg.DataSettings, settin
     snapshot = spec.student_model
     if run.do_train:
         if not (tb.intermediate_distill or tb.pred_distill):
-            fail("--do_train with --intermediate_distill False and --pred_distill False: nothing to train")
+            raise RecipeError("--do_train with --intermediate_distill False and --pred_distill False: nothing to train")
         source = None if tb.intermediate_distill else continued_student(spec, output_dir)
         own = pretrained_student(spec) if tb.intermediate_distill and not tb.layer_list else source
         teacher_dir, vocab, data, teacher, t_config = teacher_inputs(tb.teacher_model, run, data_settings, own)
@@ -210,7 +209,7 @@ def train_tinybert(run: cfg.RunSettings, data_settings: cfg.DataSettings, settin
             snapshot, result["train"] = loop.best_snapshot, loop
     if run.do_eval:
         if not snapshot:
-            fail("--do_eval without --do_train needs --student_model")
+            raise RecipeError("--do_eval without --do_train needs --student_model")
         if run.do_train and not tb.pred_distill:
             note("--do_eval after step 1 alone evaluates an untrained classifier head")
         snap_dir = resolve_model(snapshot)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from model_compress.files import atomic_open
 from model_compress.modeling.checkpoint.project import CONFIG_JSON
 from model_compress.modeling.checkpoint.shapes import check_state_shapes, encoder_prefix
 from model_compress.modeling.checkpoint.state import State
@@ -121,13 +122,11 @@ def write_safetensors(
         offset += len(raw)
     encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
     encoded += b" " * (-len(encoded) % 8)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
+    with atomic_open(path, "wb") as f:
         f.write(struct.pack("<Q", len(encoded)))
         f.write(encoded)
         for raw in blobs:
             f.write(raw)
-    os.replace(tmp, path)
     return path
 
 
