@@ -17,6 +17,7 @@ from model_compress.modeling.checkpoint import load_snapshot
 from model_compress.modeling.config import BertConfig
 
 from .conftest import TINY_BERT
+from .support import refused
 
 FAST = ["--seq_length", "24", "--batch_size_per_device", "16", "--eval_batch_size_per_device", "16",
         "--learning_rate", "1e-3", "--task_name", "sst-2"]
@@ -132,13 +133,15 @@ def test_teacher_cache_is_reused_and_matches_a_fresh_forward(tmp_path, tiny_mode
     assert cached_cls.shape == (96, 1, 32)  # skip mapping of a 2-layer student on 4 layers: teacher layer 2
 
 
-def test_bad_flags_fail_with_one_line(tmp_path, tiny_model_dir, tiny_sst2_dir):
-    args = student_job.kd_parser().parse_args(
-        FAST + ["--data_dir", tiny_sst2_dir, "--student_model", tiny_model_dir, "--alpha", "1.5", "--do_train"])
-    with pytest.raises(SystemExit, match="--alpha must be in"):
-        student_job.run_kd(args)
-    with pytest.raises(SystemExit, match="layer 9 is outside"):
+def test_bad_flags_fail_with_one_line(tmp_path, tiny_model_dir, tiny_sst2_dir, capsys):
+    """The entry points end a user mistake in one line and exit code 2; below them it is a RecipeError."""
+    from model_compress.errors import RecipeError
+
+    refused(student_job.kd_main, FAST + ["--data_dir", tiny_sst2_dir, "--student_model", tiny_model_dir, "--alpha",
+                                         "1.5", "--do_train"], capsys, "--alpha must be in")
+    refused(student_job.generate_main, ["--teacher_model", tiny_model_dir, "--student_model", str(tmp_path / "s"),
+                                        "--layer_list", "1,9"], capsys, "layer 9 is outside")
+    with pytest.raises(RecipeError, match="layer 9 is outside"):
         student_job.generate_student_model(tiny_model_dir, str(tmp_path / "s"), "1,9")
-    args = teacher_job.build_parser().parse_args(["--data_dir", str(tmp_path / "nope"), "--do_train"])
-    with pytest.raises(SystemExit, match="does not exist"):
-        teacher_job.run(args)
+    refused(teacher_job.main, ["--data_dir", str(tmp_path / "nope"), "--do_train"], capsys, "does not exist")
+    assert not (tmp_path / "s").exists()

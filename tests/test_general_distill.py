@@ -139,7 +139,9 @@ def test_resumed_schedule_continues_the_learning_rate(start):
 
 
 def test_bad_relation_heads_fail_with_choices():
-    with pytest.raises(SystemExit, match=r"valid: \[1, 2, 4, 8\]"):
+    from model_compress.errors import RecipeError
+
+    with pytest.raises(RecipeError, match=r"valid: \[1, 2, 4, 8\]"):
         gd.check_relation_heads(3, [16, 8])
 
 

@@ -79,9 +79,10 @@ def test_layer_indexes_scale_and_check():
     assert meta.parse_layer_indexes("1, 3,5", 6) == [1, 3, 5]
     with pytest.raises(ValueError, match=r"\[7, 11\] out of range for a 6-layer model \(0-based: valid 0..5\)"):
         meta.parse_layer_indexes("3,7,11", 6)
+    from model_compress.errors import RecipeError
     from model_compress.jobs.pipelines.mft import choose_layers
 
-    with pytest.raises(SystemExit, match="--layer_indexes"):
+    with pytest.raises(RecipeError, match="--layer_indexes"):
         choose_layers("3,7,11", 6)
     assert choose_layers(None, 6) == [1, 3, 5]
 
