@@ -63,20 +63,3 @@ def student_init_layers(student_layers: int, pretrained_layers: int) -> list[int
     return [t for _, t in attention_mapping(student_layers, pretrained_layers)]
 
 
-def parse_layer_list(text: str, teacher_layers: int) -> list[int]:
-    """The seeds' LAYER_LIST: comma separated 0-based teacher layers, strictly increasing, in range."""
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
-    if not parts:
-        raise ValueError("--layer_list is empty: give 0-based teacher layers such as '2,6,10'")
-    try:
-        layers = [int(p) for p in parts]
-    except ValueError:
-        raise ValueError(f"--layer_list {text!r}: every entry must be an integer") from None
-    for layer in layers:
-        if not 0 <= layer < teacher_layers:
-            raise ValueError(f"--layer_list {text!r}: layer {layer} is outside 0..{teacher_layers - 1}")
-    if len(set(layers)) != len(layers):
-        raise ValueError(f"--layer_list {text!r}: duplicate layers")
-    if layers != sorted(layers):
-        raise ValueError(f"--layer_list {text!r}: layers must be in increasing order")
-    return layers

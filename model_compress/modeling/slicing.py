@@ -6,12 +6,30 @@ import re
 
 from oneflow import nn
 
-from model_compress.distill.mapping import parse_layer_list
 from model_compress.modeling.checkpoint import load_state_into, module_state_numpy
 from model_compress.modeling.classifiers import build_classifier
 from model_compress.modeling.config import EncoderConfig
 
 _LAYER_KEY = re.compile(r"^(.*\bencoder\.layer\.)(\d+)(\..*)$")
+
+
+def parse_layer_list(text: str, teacher_layers: int) -> list[int]:
+    """The seeds' LAYER_LIST: comma separated 0-based teacher layers, strictly increasing, in range."""
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not parts:
+        raise ValueError("--layer_list is empty: give 0-based teacher layers such as '2,6,10'")
+    try:
+        layers = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"--layer_list {text!r}: every entry must be an integer") from None
+    for layer in layers:
+        if not 0 <= layer < teacher_layers:
+            raise ValueError(f"--layer_list {text!r}: layer {layer} is outside 0..{teacher_layers - 1}")
+    if len(set(layers)) != len(layers):
+        raise ValueError(f"--layer_list {text!r}: duplicate layers")
+    if layers != sorted(layers):
+        raise ValueError(f"--layer_list {text!r}: layers must be in increasing order")
+    return layers
 
 
 def slice_layers(state: dict, config: EncoderConfig, layer_list: str | list[int]) -> tuple[dict, EncoderConfig]:

@@ -61,6 +61,10 @@ class LoopResult:
     steps: int
     final_loss: float
 
+    def best_metrics(self) -> dict:
+        """The metrics of the evaluation that chose the best snapshot."""
+        return next(metrics for step, metrics in self.history if step == self.best_step)
+
 
 def _batches(source: BatchSource, total_steps: int) -> Iterator[tuple[int, dict]]:
     """(epoch, batch) pairs until `total_steps` batches were produced."""

@@ -6,7 +6,6 @@ from model_compress.distill.intermediate import ATTENTION_KINDS
 from model_compress.jobs.pipelines.metakd import (  # noqa: F401  (re-exported for callers of this module)
     ALL_GENRES,
     STAGES,
-    best_metrics,
     dev_source,
     domain_names,
     ensure_teacher_dump,

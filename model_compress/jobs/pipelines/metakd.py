@@ -69,10 +69,6 @@ def dev_source(data: TaskData, settings: TrainSettings):
                        world_size=1, with_domain=True)
 
 
-def best_metrics(loop) -> dict:
-    return next(metrics for step, metrics in loop.history if step == loop.best_step)
-
-
 def teacher_layers(student_layers: int, teacher_config: BertConfig) -> tuple[list[int], list[int]]:
     """(teacher attention layers, teacher hidden-state indexes) a `student_layers`-deep student learns from."""
     try:
@@ -174,7 +170,7 @@ def train_meta_teacher(
                          lambda m: f"snapshot_best_mft_model_{task}_dev_{m['accuracy']}",
                          meta={"labels": data.labels, "domains": domains, "role": "meta-teacher", "init": model_dir,
                                **choices})
-    metrics = best_metrics(loop)
+    metrics = loop.best_metrics()
     if distributed.rank() == 0:
         path = write_results(run.result_dir or output_dir, metrics, flags, model, loop.best_snapshot,
                              {"role": "meta-teacher", "best_step": loop.best_step, "domains": domains,

@@ -207,7 +207,7 @@ def meta_distill(
                                  lambda m: f"snapshot_best_{name}_student_{genre}_dev_{m['accuracy']}",
                                  meta={**meta, "role": role})
             snapshot, result["train"] = loop.best_snapshot, loop
-            result["eval"] = metrics = meta_runs.best_metrics(loop)
+            result["eval"] = metrics = loop.best_metrics()
             if distributed.rank() == 0:
                 _report(flags, run.result_dir or output_dir, kd.genre, metrics, student, snapshot,
                         domains, {"role": role, "stage": stage, "best_step": loop.best_step,

@@ -159,10 +159,6 @@ def choose_layers(text: str | None, num_layers: int) -> list[int]:
         raise RecipeError(f"--layer_indexes: {exc}") from None
 
 
-def _best_metrics(loop) -> dict:
-    return next(metrics for step, metrics in loop.history if step == loop.best_step)
-
-
 def meta_finetune(
     inputs: RunInputs, run: RunSettings, settings: TrainSettings, mft: MFTSettings, output_dir: str
 ) -> dict:
@@ -194,7 +190,7 @@ def meta_finetune(
         snapshot_name=lambda m: f"snapshot_best_mft_model_{task}_dev_{m['accuracy']}",
         meta={"labels": data.labels, "domains": domains, "role": "mft", "init": model_dir,
               "layer_indexes": layers, "domain_loss_weight": mft.domain_loss_weight})
-    metrics = _best_metrics(loop)
+    metrics = loop.best_metrics()
     if distributed.rank() == 0:
         path = write_results(run.result_dir or output_dir, metrics, flags, model, loop.best_snapshot,
                              {"role": "mft", "best_step": loop.best_step, "layer_indexes": layers,
@@ -224,7 +220,7 @@ def finetune(inputs: RunInputs, run: RunSettings, settings: TrainSettings, do_te
             settings, ClassificationObjective(model), model, train, dev, vocab, output_dir,
             snapshot_name=lambda m: f"snapshot_best_ft_model_{task}_dev_{m['accuracy']}",
             meta={"labels": data.labels, "role": "finetune", "init": model_dir})
-        snapshot, dev_metrics, result["train"] = loop.best_snapshot, _best_metrics(loop), loop
+        snapshot, dev_metrics, result["train"] = loop.best_snapshot, loop.best_metrics(), loop
     if run.do_eval:
         if dev_metrics is None:
             dev_metrics, model = evaluate_snapshot(settings, snapshot, data, "dev")

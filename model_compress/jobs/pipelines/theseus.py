@@ -12,9 +12,8 @@ from model_compress.jobs import common
 from model_compress.jobs import settings as cfg
 from model_compress.jobs.pipelines.student import evaluate_student
 from model_compress.modeling.bert import BertForSequenceClassification
-from model_compress.modeling.checkpoint import load_state_into, module_state_numpy
 from model_compress.modeling.resolve import resolve_model
-from model_compress.modeling.slicing import slice_layers
+from model_compress.modeling.slicing import slice_model
 from model_compress.training import distributed
 from model_compress.training.objectives import ClassificationObjective
 
@@ -24,10 +23,7 @@ ROLE = "student-theseus"
 def successor_from(teacher: BertForSequenceClassification, layers: int) -> BertForSequenceClassification:
     """The successor as the original initialises it: the predecessor's embeddings, pooler and classifier
     and its first `layers` encoder layers."""
-    state, config = slice_layers(module_state_numpy(teacher), teacher.config, list(range(layers)))
-    successor = BertForSequenceClassification(config)
-    load_state_into(successor, state, verbose=False)
-    return successor
+    return slice_model(teacher, list(range(layers)))[0]
 
 
 def replacing_objective(
