@@ -9,13 +9,14 @@ import numpy as np
 import oneflow as flow
 import pytest
 
-from model_compress.data.corpus import shard_files
+from model_compress.data.corpus import CorpusStream, list_corpus_files, make_corpus, shard_files
 from model_compress.data.tokenization import FullTokenizer
 from model_compress.jobs import general_distill as gd
+from model_compress.jobs.pipelines.general_distill import ROLE, check_relation_heads, step_config
 from model_compress.modeling.bert import BertForSequenceClassification
 from model_compress.modeling.checkpoint import load_snapshot, module_state_numpy, save_snapshot
 from model_compress.modeling.config import BertConfig
-from model_compress.training.resume import lr_at
+from model_compress.training.resume import list_snapshots, lr_at
 from model_compress.training.steps import resumed_step_optimization
 
 WORDS = "the a book film kettle plot screen is was very not good bad great dull and but it".split()
@@ -77,13 +78,13 @@ def _args(setup, output_dir, **overrides):
 # -- corpus --------------------------------------------------------------------------------------------------
 def test_stream_packs_within_length_and_covers_every_sentence(tiny_setup):
     tok = FullTokenizer(tiny_setup["vocab"])
-    files = gd.list_corpus_files(tiny_setup["corpus"])
-    single = gd.CorpusStream(files, tok, 16, seed=3, pack=False)
+    files = list_corpus_files(tiny_setup["corpus"])
+    single = CorpusStream(files, tok, 16, seed=3, pack=False)
     sentences = [line for f in files for line in open(f, encoding="utf-8") if line.strip()]
     seqs = list(single.sequences(0))
     assert len(seqs) == len(sentences)
     assert sorted(tuple(s[1:-1]) for s in seqs) == sorted(tuple(tok.encode(t)[:14]) for t in sentences)
-    packed = list(gd.CorpusStream(files, tok, 16, seed=3).sequences(0))
+    packed = list(CorpusStream(files, tok, 16, seed=3).sequences(0))
     assert all(s[0] == tok.vocab["[CLS]"] and s[-1] == tok.vocab["[SEP]"] and len(s) <= 16 for s in packed)
     assert len(packed) < len(seqs)  # packing joins sentences
     assert sum(len(s) - 2 for s in packed) == sum(len(s) - 2 for s in seqs)  # ...and loses no token
@@ -91,7 +92,7 @@ def test_stream_packs_within_length_and_covers_every_sentence(tiny_setup):
 
 def test_stream_batches_shape_mask_and_skip(tiny_setup):
     tok = FullTokenizer(tiny_setup["vocab"])
-    stream = gd.CorpusStream(gd.list_corpus_files(tiny_setup["corpus"]), tok, 16, seed=0, shuffle_buffer=8)
+    stream = CorpusStream(list_corpus_files(tiny_setup["corpus"]), tok, 16, seed=0, shuffle_buffer=8)
     it = stream.batches(4)
     batches = [next(it) for _ in range(40)]  # several passes over the corpus
     first = batches[0]
@@ -115,10 +116,10 @@ def test_make_corpus_splits_sentences_and_dedupes(tmp_path):
     (data / "train.tsv").write_text("sentence\tlabel\nit was good . it was bad !\t1\nit was good .\t0\n",
                                     encoding="utf-8")
     out = tmp_path / "corpus"
-    assert gd.make_corpus([("sst-2", str(data))], str(out), num_files=4) == 2
+    assert make_corpus([("sst-2", str(data))], str(out), num_files=4) == 2
     lines = sorted(line for f in sorted(os.listdir(out)) for line in (out / f).read_text().splitlines())
     assert lines == ["it was bad !", "it was good ."]
-    assert gd.make_corpus([("sst-2", str(data))], str(out)) == 0  # kept
+    assert make_corpus([("sst-2", str(data))], str(out)) == 0  # kept
 
 
 # -- schedule ------------------------------------------------------------------------------------------------
@@ -128,7 +129,7 @@ def test_resumed_schedule_continues_the_learning_rate(start):
     args = gd.build_parser().parse_args(["--input_dir", "x", "--output_dir", "y", "--max_steps", "10",
                                          "--learning_rate", "1.0", "--eager"])
     settings = gd.distill_settings(args)
-    optimizer, scheduler = resumed_step_optimization(module, gd.step_config(settings, warmup_steps=4), start)
+    optimizer, scheduler = resumed_step_optimization(module, step_config(settings, warmup_steps=4), start)
     seen = []
     for _ in range(start, 10):
         seen.append(optimizer.param_groups[0]["lr"])
@@ -142,7 +143,7 @@ def test_bad_relation_heads_fail_with_choices():
     from model_compress.errors import RecipeError
 
     with pytest.raises(RecipeError, match=r"valid: \[1, 2, 4, 8\]"):
-        gd.check_relation_heads(3, [16, 8])
+        check_relation_heads(3, [16, 8])
 
 
 # -- end to end ----------------------------------------------------------------------------------------------
@@ -150,9 +151,9 @@ def test_snapshots_and_resume(tiny_setup, tmp_path):
     out = tmp_path / "run"
     first = gd.run(_args(tiny_setup, out))
     assert first["step"] == 6
-    assert [s for s, _ in gd.list_snapshots(str(out))] == [3, 6]
+    assert [s for s, _ in list_snapshots(str(out))] == [3, 6]
     state, config, meta = load_snapshot(str(out / "model_6"))
-    assert meta["step"] == 6 and meta["role"] == gd.ROLE and meta["teacher_layer_index"] == 1
+    assert meta["step"] == 6 and meta["role"] == ROLE and meta["teacher_layer_index"] == 1
     assert config.num_hidden_layers == 2 and config.hidden_size == 8 and config.vocab_size == len(VOCAB)
     assert os.path.isfile(out / "model_6" / "vocab.txt")
     assert not any(k.startswith("classifier.") for k in state)
@@ -160,7 +161,7 @@ def test_snapshots_and_resume(tiny_setup, tmp_path):
 
     again = gd.run(_args(tiny_setup, out, max_steps=9))
     assert again["losses"][0][0] == 7 and again["step"] == 9
-    assert [s for s, _ in gd.list_snapshots(str(out))] == [3, 6, 9]
+    assert [s for s, _ in list_snapshots(str(out))] == [3, 6, 9]
     log = [json.loads(line) for line in (out / "general_distill_log.json").read_text().splitlines()]
     assert [entry["start_step"] for entry in log] == [0, 6]
 

@@ -25,20 +25,10 @@ import sys
 from collections.abc import Sequence
 
 from model_compress.cli import add_bool, finite_number, positive_int, user_errors
-from model_compress.data.corpus import CorpusStream, list_corpus_files, make_corpus  # noqa: F401  (re-exported)
+from model_compress.data.corpus import make_corpus
 from model_compress.errors import RecipeError
-from model_compress.jobs.pipelines.general_distill import (  # noqa: F401  (re-exported)
-    ROLE,
-    check_relation_heads,
-    distill_general,
-    load_teacher,
-    resolve_layer,
-    step_config,
-    student_config,
-    student_state,
-)
+from model_compress.jobs.pipelines.general_distill import distill_general
 from model_compress.jobs.settings import GeneralDistillSettings, from_flags
-from model_compress.training.resume import list_snapshots  # noqa: F401  (re-exported)
 
 STUDENT_TYPES = ("ppminilm", "bert", "ernie", "roberta")  # all mean: a BERT-architecture student here
 TEACHER_TYPES = ("bert", "roberta", "ernie", "ppminilm")  # the teacher is whatever checkpoint is given

@@ -31,7 +31,6 @@ from model_compress.jobs.metakd.distill import (
     results_name,
     run_meta_distill,
 )
-from model_compress.jobs.metakd.shared import ALL_GENRES, STAGES, domain_names, ensure_teacher_dump, genre_id
 from model_compress.jobs.metakd.summary import summary_main, summary_table
 from model_compress.jobs.metakd.teacher import (
     meta_teacher_main,
@@ -43,6 +42,7 @@ from model_compress.jobs.metakd.teacher import (
     teacher_eval_main,
     teacher_eval_parser,
 )
+from model_compress.jobs.pipelines.metakd import ALL_GENRES, STAGES, domain_names, ensure_teacher_dump, genre_id
 from model_compress.training.domains import domain_metrics, per_domain
 
 __all__ = [

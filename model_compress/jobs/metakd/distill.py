@@ -14,7 +14,8 @@ from model_compress.cli import (
 )
 from model_compress.errors import RecipeError
 from model_compress.jobs.common import flags_of
-from model_compress.jobs.metakd.shared import ALL_GENRES, STAGES, add_attention_flag
+from model_compress.jobs.metakd.shared import add_attention_flag
+from model_compress.jobs.pipelines.metakd import ALL_GENRES, STAGES
 from model_compress.jobs.pipelines.metakd_distill import (  # noqa: F401  (re-exported for callers of this module)
     FIRST_STAGE_ROLE,
     build_meta_student,

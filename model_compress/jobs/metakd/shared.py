@@ -1,19 +1,8 @@
-"""Flags shared by the Meta-KD entries; the shared run pieces live in ``jobs/pipelines/metakd.py`` (re-exported)."""
+"""Flags shared by the Meta-KD entries (the shared run pieces live in ``jobs/pipelines/metakd.py``)."""
 
 from __future__ import annotations
 
 from model_compress.distill.intermediate import ATTENTION_KINDS
-from model_compress.jobs.pipelines.metakd import (  # noqa: F401  (re-exported for callers of this module)
-    ALL_GENRES,
-    STAGES,
-    dev_source,
-    domain_names,
-    ensure_teacher_dump,
-    genre_id,
-    note,
-    optional_weights,
-    teacher_layers,
-)
 
 
 def add_attention_flag(group) -> None:
