@@ -44,7 +44,7 @@ def save(model, config, path: str) -> str:
     return path
 
 
-def labelled_by_model(state, config, folder, rows: int = 120, keep: int = 80) -> None:
+def labelled_by_model(state, config, folder, rows: int = 300, keep: int = 80) -> None:
     """An SST-2 folder whose dev labels are the fp32 model's own predictions on its `keep` clearest rows
     (largest logit margin), so fp32 scores 100% there and every int8 flip costs accuracy; train.tsv is the
     shipped one (calibration rows)."""
