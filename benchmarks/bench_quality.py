@@ -38,7 +38,7 @@ so the ce arm is the same pretrained student fine-tuned without a teacher. --tea
     .venv/bin/python benchmarks/bench_quality.py --arms ce,pkd --seeds 1  # a quicker look
     .venv/bin/python benchmarks/bench_quality.py --data_dir ../shared/data/SST-2 \
         --teacher all-mpnet-base-v2 --teacher_run output/mpnet_teacher --teacher_nproc 1 \
-        --teacher_epochs 1 --teacher_lr 3e-5 --teacher_flags "--length_buckets 32,64" \
+        --teacher_epochs 1 --teacher_lr 3e-5 --teacher_flags "--length_buckets 64" \
         --student_model default --layer_list 0,1,2,3,4,5 --arms ce,kd --out output/bench_mpnet_l6
 """
 
