@@ -31,11 +31,11 @@ import numpy as np  # noqa: E402
 from model_compress.modeling.checkpoint import module_state_numpy  # noqa: E402
 from model_compress.modeling.config import BertConfig  # noqa: E402
 from model_compress.modeling.pretrained import default_pretrained_dir  # noqa: E402
-from model_compress.serving.export import build_oneflow_model, load_servable  # noqa: E402
 from model_compress.serving.gate import batched_logits  # noqa: E402
 from model_compress.serving.onnx_graph import build_classifier_onnx, save_onnx  # noqa: E402
 from model_compress.serving.quantize import QuantizeSettings, parse_keep_float, quantize_onnx  # noqa: E402
 from model_compress.serving.runners import OneFlowRunner, OnnxRunner, encode_examples  # noqa: E402
+from model_compress.serving.servable import build_oneflow_model, load_servable  # noqa: E402
 from model_compress.serving.speed import interleaved_throughput  # noqa: E402
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")

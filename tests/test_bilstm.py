@@ -20,7 +20,7 @@ from model_compress.modeling.checkpoint import load_snapshot
 from model_compress.modeling.config import LSTMConfig
 from model_compress.modeling.lstm import DistilledBiLSTM, LSTMDirection, reverse_within_length, set_recurrence
 from model_compress.serving import ServingError
-from model_compress.serving.export import load_servable
+from model_compress.serving.servable import load_servable
 from model_compress.training.graph import EagerTrainStep, EvalGraph, TrainGraph
 from model_compress.training.objectives import ClassifierLogits
 from model_compress.training.optim import build_optimizer

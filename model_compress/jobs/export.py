@@ -134,9 +134,10 @@ def int8_request(args, vocab_file: str, seq_length: int):
 
 
 def run(args):
-    from model_compress.serving.export import check_output_dir, export_servable, load_servable
+    from model_compress.serving.export import check_output_dir, export_servable
     from model_compress.serving.gate import AccuracyGateError
     from model_compress.serving.parity import ParityError
+    from model_compress.serving.servable import load_servable
 
     args.model_dir = resolve_model(args.model_dir, "--model_dir")
     check_output_dir(args.output_dir, args.force, args.model_dir)

@@ -25,6 +25,7 @@ from model_compress.data.processors import InputExample
 from model_compress.modeling.config import config_from_dict
 from model_compress.serving import SERVING_INPUTS, ServingError
 from model_compress.serving.onnx_graph import CONFIG_KEY
+from model_compress.serving.servable import build_oneflow_model, load_servable
 
 BACKENDS = ("oneflow", "onnxruntime")
 ONNX_FILE = "model.onnx"
@@ -178,7 +179,6 @@ def open_classifier(path: str, backend: str | None = None, labels: Sequence[str]
         stored = json.loads(meta.get(CONFIG_KEY, "{}"))
         longest = config_from_dict(stored).max_seq_length if stored.get("max_position_embeddings") else None
         return Classifier(runner, names, vocab, lower, longest)
-    from model_compress.serving.export import build_oneflow_model, load_servable
 
     servable = load_servable(path, labels)
     if backend == "oneflow":
