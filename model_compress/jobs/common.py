@@ -110,8 +110,7 @@ def check_same_vocab(student_dir: str, vocab: dict[str, int], source: str) -> No
     path = os.path.join(student_dir, "vocab.txt") if os.path.isdir(student_dir) else ""
     if os.path.isfile(path) and load_vocab(path) != vocab:
         raise RecipeError(f"{path} differs from the vocabulary of {source}: the student would read another "
-                          "model's token ids "
-                          "(this algorithm does not map vocabularies; KD, BERT-PKD and TinyBERT do)")
+                          "model's token ids (this algorithm does not map vocabularies; KD, BERT-PKD and TinyBERT do)")
 
 
 def load_classifier(

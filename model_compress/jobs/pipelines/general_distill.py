@@ -133,8 +133,7 @@ def resume_student(settings: GeneralDistillSettings, student: nn.Module, config:
                             else (0, None))
     except SnapshotShapeMismatch as exc:
         raise RecipeError(f"{exc.path} holds a student of another shape than the flags ask for; use another "
-                          "--output_dir "
-                          "or --resume False") from None
+                          "--output_dir or --resume False") from None
     if path:
         note(f"resuming from {path} (step {start_step}); Adam moments restart")
     elif not settings.resume and list_snapshots(settings.output_dir):

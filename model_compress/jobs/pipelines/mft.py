@@ -70,8 +70,7 @@ def load_weights(data_dir: str, count: int) -> np.ndarray:
     scores = np.load(path, allow_pickle=False).astype(np.float32).reshape(-1)
     if len(scores) != count:
         raise RecipeError(f"{path} holds {len(scores)} scores but {count} training examples are used: rerun "
-                          "preprocess.py "
-                          "with the same --train_example_num")
+                          "preprocess.py with the same --train_example_num")
     try:
         require_finite(scores, path, row_name="example")
     except NonFiniteError as exc:

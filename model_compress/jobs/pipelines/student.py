@@ -205,8 +205,8 @@ def teacher_inputs(teacher_model: str | None, run: cfg.RunSettings, data_setting
     longest = data_settings.seq_length + (data.vocab_map.extra_separator if data.vocab_map is not None else 0)
     if longest > t_config.max_seq_length:
         raise RecipeError(f"--seq_length {data_settings.seq_length}: the teacher {teacher_dir} reads a pair "
-                          "with one more "
-                          f"separator than the student ({longest} tokens) but takes at most {t_config.max_seq_length}")
+                          f"with one more separator than the student ({longest} tokens) but takes at most "
+                          f"{t_config.max_seq_length}")
     return teacher_dir, vocab, data, teacher, t_config
 
 

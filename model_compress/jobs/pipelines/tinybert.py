@@ -91,8 +91,7 @@ def check_student(student: BertConfig, teacher: BertConfig, mapped: bool = False
                           f"{teacher.num_hidden_layers} x {teacher.num_attention_heads}: {exc}") from None
     if not mapped and student.vocab_size != teacher.vocab_size:
         raise RecipeError(f"the student embeds {student.vocab_size} tokens, the teacher {teacher.vocab_size}: "
-                          "both must read "
-                          "the same token ids")
+                          "both must read the same token ids")
     return attention, hidden
 
 
