@@ -90,6 +90,9 @@ def add_train_args(parser: argparse.ArgumentParser, epochs: float = 3, lr: float
     g.add_argument("--weight_decay_rate", type=finite_number, default=0.01)
     g.add_argument("--warmup_proportion", type=finite_number, default=0.1)
     g.add_argument("--clip_grad_norm", type=finite_number, default=1.0)
+    g.add_argument("--gradient_accumulation_steps", type=positive_int, default=1,
+                   help="split each batch into N micro-batches with their gradients averaged: the same step "
+                        "at a fraction of the memory (a 12-layer teacher on a CPU; docs/runtime.md)")
     g.add_argument("--eval_every_step_num", type=int, default=0, help="also evaluate every N steps")
     g.add_argument("--dev_every_step_num", type=int, default=None, help="alias of --eval_every_step_num")
     g.add_argument("--seed", type=int, default=42)
@@ -133,6 +136,10 @@ def check_flags(args: argparse.Namespace) -> None:
         fail(f"--num_epochs must be positive, got {values['num_epochs']}")
     if training and values.get("learning_rate") is not None and not values["learning_rate"] > 0:
         fail(f"--learning_rate must be positive, got {values['learning_rate']}")
+    micro = values.get("gradient_accumulation_steps") or 1
+    if micro > 1 and values.get("batch_size_per_device") and values["batch_size_per_device"] % micro:
+        fail(f"--batch_size_per_device {values['batch_size_per_device']} does not split into "
+             f"--gradient_accumulation_steps {micro} equal micro-batches")
     for name, (low, strict) in _LOWER_BOUNDS.items():
         value = values.get(name)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and (

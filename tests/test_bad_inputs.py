@@ -96,6 +96,8 @@ def test_missing_data_dir_and_unknown_task(teacher_args, tmp_path, capsys):
     ("--device", "tpu", "--device tpu"),
     ("--seq_length", "0", "--seq_length"),
     ("--batch_size_per_device", "0", "--batch_size_per_device"),
+    ("--gradient_accumulation_steps", "0", "--gradient_accumulation_steps"),
+    ("--gradient_accumulation_steps", "5", "does not split into --gradient_accumulation_steps 5"),
 ], ids=lambda v: str(v))
 def test_bad_training_flags(teacher_args, capsys, flag, value, needle):
     refused(teacher_job.main, [*teacher_args, flag, value], capsys, needle)

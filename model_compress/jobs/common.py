@@ -306,6 +306,7 @@ def loop_config(settings: TrainSettings, output_dir: str, metric: str = "accurac
         output_dir=output_dir,
         max_steps=settings.max_steps,
         freeze_word_embeddings=settings.freeze_word_embeddings,
+        micro_batches=settings.gradient_accumulation_steps,
     )
 
 

@@ -11,7 +11,8 @@ S = TypeVar("S")
 
 def from_flags(cls: type[S], args: argparse.Namespace, **overrides: Any) -> S:
     """``cls`` (a settings dataclass) filled from the flags of the same names, then ``overrides``."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.name not in overrides}
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+              if f.name not in overrides and (hasattr(args, f.name) or f.default is dataclasses.MISSING)}
     values.update(overrides)
     return cls(**values)
 
@@ -48,6 +49,7 @@ class TrainSettings:
     seed: int
     eager: bool
     device: str
+    gradient_accumulation_steps: int = 1  # micro-batches per step (training/graph.py TrainGraph)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,9 +22,15 @@ class TrainGraph(nn.Graph):
     """Forward, backward and the optimizer/scheduler step compiled into one static graph.
 
     `amp` turns on OneFlow's automatic mixed precision with a dynamic loss scale (CUDA only).
+    `micro_batches` > 1 splits each batch into that many equal micro-batches run one after another with
+    their gradients averaged before the one optimizer step (OneFlow's gradient accumulation): the same
+    update for a loss that is a mean over rows, at a fraction of the activation memory (a CPU graph
+    keeps a buffer for every intermediate tensor, see docs/runtime.md). The loss then comes back with
+    one value per micro-batch; the other outputs are the micro-batches' outputs concatenated in order.
     """
 
-    def __init__(self, objective: nn.Module, optimizer, scheduler=None, amp: bool = False) -> None:
+    def __init__(self, objective: nn.Module, optimizer, scheduler=None, amp: bool = False,
+                 micro_batches: int = 1) -> None:
         super().__init__()
         self.objective = objective
         if scheduler is not None:
@@ -35,6 +41,8 @@ class TrainGraph(nn.Graph):
             self.config.enable_amp(True)
             self.set_grad_scaler(flow.amp.GradScaler(init_scale=2**15, growth_factor=2.0, backoff_factor=0.5,
                                                      growth_interval=1000))
+        if micro_batches > 1:
+            self.config.set_gradient_accumulation_steps(micro_batches)
 
     def build(self, *inputs):
         outputs = self.objective(*inputs)
@@ -103,22 +111,35 @@ class GraphPerShape:
 
 
 class EagerTrainStep:
-    """The eager twin of TrainGraph: same objective, optimizer and schedule, step by step."""
+    """The eager twin of TrainGraph: same objective, optimizer and schedule (and micro-batches), step by
+    step; the loss comes back as the mean over micro-batches."""
 
-    def __init__(self, objective: nn.Module, optimizer, scheduler=None) -> None:
+    def __init__(self, objective: nn.Module, optimizer, scheduler=None, micro_batches: int = 1) -> None:
         self.objective = objective
         self.optimizer = optimizer
         self.scheduler = scheduler
+        self.micro_batches = micro_batches
 
     def __call__(self, *inputs):
-        outputs = self.objective(*inputs)
-        outputs[0].backward()
+        if self.micro_batches == 1:
+            outputs = self.objective(*inputs)
+            outputs[0].backward()
+        else:
+            outputs = self._accumulate(inputs)
         self._clip()
         self.optimizer.step()
         self.optimizer.zero_grad()
         if self.scheduler is not None:
             self.scheduler.step()
         return outputs
+
+    def _accumulate(self, inputs):
+        parts = [self.objective(*micro) for micro in zip(*(t.chunk(self.micro_batches, dim=0) for t in inputs))]
+        for part in parts:
+            (part[0] / self.micro_batches).backward()
+        loss = flow.stack([part[0].detach() for part in parts]).mean()
+        rest = [flow.cat([part[i] for part in parts], dim=0) for i in range(1, len(parts[0]))]
+        return (loss, *rest)
 
     def _clip(self) -> None:
         for group in self.optimizer.param_groups:  # OneFlow's ParamGroup has `in` and `[]`, no `get`
@@ -133,16 +154,20 @@ def amp_active(use_amp: bool, device: str, eager: bool) -> bool:
 
 
 def make_train_step(
-    objective: nn.Module, optimizer, scheduler=None, eager: bool = False, amp: bool = False, per_shape: bool = False
+    objective: nn.Module, optimizer, scheduler=None, eager: bool = False, amp: bool = False, per_shape: bool = False,
+    micro_batches: int = 1,
 ) -> Callable[..., Sequence[flow.Tensor]]:
     """A callable running one training step: a compiled TrainGraph (mixed precision if `amp`; with
-    `per_shape` one per input shape, sharing the optimizer state), or its eager twin (always float32)."""
+    `per_shape` one per input shape, sharing the optimizer state), or its eager twin (always float32);
+    each batch split into `micro_batches` (see TrainGraph)."""
+    if micro_batches < 1:
+        raise ValueError(f"micro_batches must be at least 1, got {micro_batches}")
     objective.train()
     if eager:
-        return EagerTrainStep(objective, optimizer, scheduler)
+        return EagerTrainStep(objective, optimizer, scheduler, micro_batches)
     if per_shape:
-        return GraphPerShape(lambda: TrainGraph(objective, optimizer, scheduler, amp=amp), True, objective)
-    return TrainGraph(objective, optimizer, scheduler, amp=amp)
+        return GraphPerShape(lambda: TrainGraph(objective, optimizer, scheduler, amp, micro_batches), True, objective)
+    return TrainGraph(objective, optimizer, scheduler, amp=amp, micro_batches=micro_batches)
 
 
 def make_eval_step(

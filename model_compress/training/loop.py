@@ -49,6 +49,7 @@ class LoopConfig:
     show_progress: bool = True
     freeze_word_embeddings: bool = False
     use_amp: bool = False  # mixed precision: CUDA + nn.Graph only
+    micro_batches: int = 1  # each batch split into equal micro-batches, gradients averaged (TrainGraph)
 
 
 @dataclasses.dataclass
@@ -64,6 +65,13 @@ class LoopResult:
     def best_metrics(self) -> dict:
         """The metrics of the evaluation that chose the best snapshot."""
         return next(metrics for step, metrics in self.history if step == self.best_step)
+
+
+def check_micro_batches(rows: int, micro_batches: int) -> None:
+    """Refuse a batch that does not split into equal micro-batches (before a graph is compiled for it)."""
+    if rows % micro_batches:
+        raise ValueError(f"a training batch of {rows} rows does not split into {micro_batches} equal "
+                         "micro-batches: choose a batch size divisible by the gradient accumulation steps")
 
 
 def _batches(source: BatchSource, total_steps: int) -> Iterator[tuple[int, dict]]:
@@ -105,7 +113,8 @@ def train(
     )
     scheduler = build_scheduler(optimizer, total_steps, config.warmup_proportion)
     step_fn = make_train_step(objective, optimizer, scheduler, eager=config.eager, per_shape=True,
-                              amp=amp_active(config.use_amp, config.device, config.eager))
+                              amp=amp_active(config.use_amp, config.device, config.eager),
+                              micro_batches=config.micro_batches)
 
     best = LoopResult(float("-inf"), -1, None, [], 0.0, 0, float("nan"))
     is_main = distributed.rank() == 0
@@ -154,6 +163,8 @@ def train(
             if epoch != last_epoch:
                 run_eval(step)  # end of the previous epoch
                 last_epoch = epoch
+            if step == 0:
+                check_micro_batches(batch[names[0]].shape[0], config.micro_batches)
             outputs = step_fn(*[distributed.shard_batch_tensor(batch[n]) for n in names])
             step += 1
             losses.push(step, outputs[0])  # checks the step before: this one runs meanwhile

@@ -36,6 +36,7 @@ class StepConfig:
     eager: bool = False
     use_amp: bool = False  # CUDA + nn.Graph only
     sequences_per_step: int = 1  # the global batch size, for the sequences/s figure
+    micro_batches: int = 1  # each batch split into equal micro-batches, gradients averaged (TrainGraph)
     desc: str = "train"
 
 
@@ -64,7 +65,8 @@ def amp_active(config: StepConfig) -> bool:
 def build_step(objective: nn.Module, config: StepConfig, start_step: int) -> Callable:
     """One training step of ``objective`` (graph or eager, mixed precision if asked) resumed at ``start_step``."""
     optimizer, scheduler = resumed_step_optimization(objective, config, start_step)
-    return graph.make_train_step(objective, optimizer, scheduler, eager=config.eager, amp=amp_active(config))
+    return graph.make_train_step(objective, optimizer, scheduler, eager=config.eager, amp=amp_active(config),
+                                 micro_batches=config.micro_batches)
 
 
 def run_steps(
