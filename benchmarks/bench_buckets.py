@@ -41,14 +41,14 @@ def one_run(args: argparse.Namespace) -> None:
             "--num_epochs", "1", "--batch_size_per_device", str(args.batch_size), "--seed", str(args.seed),
             "--length_buckets", args.length_buckets, "--model_save_dir", args.run_dir, "--do_train"]
     if args.recipe == "tinybert":
-        from model_compress.jobs import tinybert
+        from model_compress.recipes import tinybert
 
         parsed = cli.normalise_aliases(tinybert.build_parser().parse_args(
             [*argv, "--teacher_model", args.teacher_model, "--layer_list", "1,3,5", "--intermediate_distill", "true",
              "--pred_distill", "false"]))
         loop, dev = tinybert.run(parsed)["intermediate"], None
     else:
-        from model_compress.jobs import teacher
+        from model_compress.recipes import teacher
 
         loop = teacher.run(cli.normalise_aliases(teacher.build_parser().parse_args(argv)))["train"]
         dev = loop.best_score
@@ -61,9 +61,9 @@ def length_histogram(data_dir: str, task_name: str, seq_length: int) -> dict:
     import numpy as np
 
     from model_compress.data import buckets
-    from model_compress.jobs.common import find_vocab, load_task_data
-    from model_compress.jobs.settings import DataSettings
     from model_compress.modeling.resolve import resolve_model
+    from model_compress.recipes.common import find_vocab, load_task_data
+    from model_compress.recipes.settings import DataSettings
 
     model_dir = resolve_model("default")
     data = load_task_data(DataSettings(task_name, data_dir, seq_length), find_vocab(model_dir, None), ("train",),

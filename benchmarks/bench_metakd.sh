@@ -29,7 +29,7 @@ if [ -z "${SUMMARY_ONLY:-}" ]; then
     # `time` reports wall (real) and CPU (user + sys) time of the whole pipeline, children included
     { time bash run_scripts/run_metakd.sh; } 2>&1 | tee "$OUT/log.txt"
 else
-    .venv/bin/python -m model_compress.jobs.metakd summary --teacher_results "$OUT/teacher/results_eval.json" \
+    .venv/bin/python -m model_compress.recipes.metakd summary --teacher_results "$OUT/teacher/results_eval.json" \
         --column "Meta-KD=$OUT/metakd/{genre}/results_eval_{genre}.json" \
         --column "vanilla KD=$OUT/kd/{genre}/results_eval_{genre}.json" --genres "$(echo $GENRES | tr ' ' ',')"
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU readiness check for users with a CUDA machine (no GPU is available to this project's development):
 #   1. OneFlow sees the GPU, a CUDA tensor op and a compiled nn.Graph training step run (one line either way)
-#   2. the device tests with --device cuda (tests/test_device.py, MC_TEST_DEVICE=cuda)
+#   2. the device tests with --device cuda (tests/training/test_device.py, MC_TEST_DEVICE=cuda)
 #   3. the train-step benchmark on the GPU: nn.Graph with fused AdamW, unfused, and mixed precision (AMP)
 #   4. the demo on the GPU (DEVICE=cuda; skip with DEMO=0)
 # and a summary table. About 10 minutes on one GPU. Logs go to $OUT (default output/gpu_check).
@@ -30,7 +30,7 @@ else
 fi
 
 echo "[gpu_check] device tests (--device cuda)"
-MC_TEST_DEVICE=cuda "$PY" -m pytest -q tests/test_device.py > "$OUT/tests.log" 2>&1
+MC_TEST_DEVICE=cuda "$PY" -m pytest -q tests/training/test_device.py > "$OUT/tests.log" 2>&1
 record "device tests" $?
 tail -n 1 "$OUT/tests.log"
 

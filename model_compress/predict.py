@@ -1,7 +1,7 @@
 """Predict with a classifier over a tsv table, EasyNLP style: `python -m model_compress.predict --tables IN
 --outputs OUT --checkpoint_path SNAPSHOT_OR_ONNX --output_schema predictions,probabilities,logits`
-(see model_compress/jobs/predict.py)."""
+(see model_compress/commands/predict_tables.py)."""
 
 from model_compress.runtime import run_entry
 
-run_entry("model_compress.jobs.predict", "main", __name__)
+run_entry("model_compress.commands.predict_tables", "main", __name__)

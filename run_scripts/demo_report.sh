@@ -30,6 +30,6 @@ elif [ "$rc" -ne 0 ]; then
     exit "$rc"
 fi
 echo
-"$PYTHON" -m model_compress.jobs.report --speed_rounds "$SPEED_ROUNDS" --onnx "$STUDENT=${RUN}_onnx" \
+"$PYTHON" -m model_compress.commands.report --speed_rounds "$SPEED_ROUNDS" --onnx "$STUDENT=${RUN}_onnx" \
     ${INT8[@]+"${INT8[@]}"} \
     "teacher (6 layers)=$OUT/teacher" "$STUDENT=$RUN" "no-teacher student (3)=$OUT/student_no_teacher"

@@ -5,4 +5,4 @@
 #       [--seq_length 128] [--model_load_dir default] [--vocab_file FILE] [--resave_ofrecord]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-exec "$PYTHON" -m model_compress.jobs.glue_data process "$@"
+exec "$PYTHON" -m model_compress.commands.glue_data process "$@"

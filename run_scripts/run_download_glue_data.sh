@@ -6,4 +6,4 @@
 # Archives and checksums: models/glue_manifest.json. Then build the OFRecords: bash run_scripts/glue_process.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-exec "$PYTHON" -m model_compress.jobs.glue_data download "$@"
+exec "$PYTHON" -m model_compress.commands.glue_data download "$@"

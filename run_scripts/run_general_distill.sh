@@ -37,7 +37,7 @@ if [ ! -f data/SENTI/train.tsv ] || [ ! -f data/glue_data/SST-2/train.tsv ]; the
     "$PYTHON" -m model_compress.data.synthetic --out data
 fi
 # the corpus: training sentences of the shipped tasks (dev text stays out), 8 files
-"$PYTHON" -m model_compress.jobs.general_distill make_corpus --out "$CORPUS_DIR" --num_files 8 \
+"$PYTHON" -m model_compress.recipes.minilm make_corpus --out "$CORPUS_DIR" --num_files 8 \
     senti:data/SENTI sst-2:data/glue_data/SST-2
 
 "$PYTHON" model_compress/minilm/general_distill.py \

@@ -59,6 +59,6 @@ for genre in $GENRES; do
 done
 
 echo "== dev accuracy per domain (students trained on their domain only)"
-"$PYTHON" -m model_compress.jobs.metakd summary --teacher_results "$OUT/teacher/results_eval.json" \
+"$PYTHON" -m model_compress.recipes.metakd summary --teacher_results "$OUT/teacher/results_eval.json" \
     --column "Meta-KD=$OUT/metakd/{genre}/results_eval_{genre}.json" \
     --column "vanilla KD=$OUT/kd/{genre}/results_eval_{genre}.json" --genres "$(echo $GENRES | tr ' ' ',')"

@@ -2,7 +2,7 @@
 # Every run_train_*/run_eval_* script takes them the same way; a new algorithm's script adopts them with
 # a few lines (see run_train_student_bert_pkd.sh and run_eval_student_bert_pkd.sh):
 #     script_args train "$@"; set -- "${SCRIPT_ARGS[@]}"   # [DATA_ROOT MODEL_ARG LOG_DIR RESULT_DIR dataset]
-#     glue_recipe ALGO          # EPOCHS LR WD SEQ_LENGTH left unset <- the GLUE table (jobs/glue_recipes.py)
+#     glue_recipe ALGO          # EPOCHS LR WD SEQ_LENGTH left unset <- the GLUE table (recipes/glue_tasks.py)
 #     ...the script's own defaults (${EPOCHS:-4} ...)...
 #     named_dir STUDENT_DIR "$MODELS_DIR/student_model/$dataset" "$(model_id ALGO k=v ...)" LINK
 #     ...training, with "${RECIPE_ARGS[@]}" before "$@"...; link_named
@@ -67,16 +67,16 @@ glue_recipe() {
             EVAL_EXAMPLE_NUM) RECIPE_ARGS+=(--eval_example_num "${line#*=}") ;;
             *) if [ -z "${!key:-}" ]; then printf -v "$key" '%s' "${line#*=}"; fi ;;
         esac
-    done < <("$PYTHON" model_compress/jobs/glue_recipes.py shell "$1" "$dataset" "$DATA_ROOT/$dataset")
+    done < <("$PYTHON" model_compress/recipes/glue_tasks.py shell "$1" "$dataset" "$DATA_ROOT/$dataset")
     if [ ${#RECIPE_ARGS[@]} -gt 0 ]; then
         echo "[recipe] $dataset, $1: the originals' GLUE table gives what is unset: epochs ${EPOCHS}," \
             "lr ${LR}, weight decay ${WD}, seq ${SEQ_LENGTH}, examples ${RECIPE_ARGS[1]}/${RECIPE_ARGS[3]}"
     fi
 }
 
-# model_id ALGO key=value...: the originals' model id (formats in model_compress/jobs/glue_recipes.py).
+# model_id ALGO key=value...: the originals' model id (formats in model_compress/recipes/glue_tasks.py).
 model_id() {
-    "$PYTHON" model_compress/jobs/glue_recipes.py id "$@"
+    "$PYTHON" model_compress/recipes/glue_tasks.py id "$@"
 }
 
 # named_dir VAR BASE ID LINK: unless VAR is set, VAR=BASE/ID, and after training (link_named) BASE/LINK

@@ -10,10 +10,25 @@ import sys
 import numpy as np
 import pytest
 
-from .conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT
 
 LABELS = ["negative", "positive"]
 DOMAINS = ["books", "dvd", "electronics", "kitchen"]
+TINY_MPNET = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=64,
+                  max_position_embeddings=66, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+MPNET_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]  # ids 0-3 of all-mpnet-base-v2's vocab.txt, <mask> last
+
+
+def mpnet_vocab(path) -> str:
+    """all-mpnet-base-v2's vocabulary layout: <s> <pad> </s> <unk>, bert-base-uncased's pieces, <mask>."""
+    from model_compress.modeling.pretrained import default_pretrained_dir
+
+    with open(os.path.join(default_pretrained_dir(), "vocab.txt"), encoding="utf-8") as f:
+        bert = f.read().splitlines()
+    path.write_text("\n".join(MPNET_SPECIALS + bert + ["<mask>"]) + "\n", encoding="utf-8")
+    return str(path)
+
+
 
 
 def make_examples(n: int, weights: bool = True) -> list:
@@ -123,7 +138,7 @@ def assert_matches_reference(report: dict, snapshot: str, data_dir: str | None, 
     from model_compress.data.features import convert_examples_to_features, features_to_arrays
     from model_compress.data.processors import get_processor
     from model_compress.data.tokenization import FullTokenizer
-    from model_compress.jobs.common import load_classifier
+    from model_compress.recipes.common import load_classifier
 
     processor = get_processor(task)
     if examples is None:

@@ -1,6 +1,6 @@
 """Driver for the two-node test: a few nn.Graph training steps of a tiny BERT, data parallel.
 
-Run by tests/test_distributed.py under `python -m oneflow.distributed.launch --nnodes 2 --node_rank K`.
+Run by tests/training/test_distributed.py under `python -m oneflow.distributed.launch --nnodes 2 --node_rank K`.
 Every rank writes what it ends with (loss, a parameter digest) to `<out>/rank<R>.json`.
 """
 

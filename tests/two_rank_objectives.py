@@ -1,4 +1,4 @@
-"""Driver for tests/test_metakd.py under `python -m oneflow.distributed.launch --nproc_per_node 2`.
+"""Driver for tests/recipes/test_metakd.py under `python -m oneflow.distributed.launch --nproc_per_node 2`.
 
 `objectives OUT`: one compiled training step of the layer-wise objectives (Meta-KD stage 1 and 2, PKD with
 hidden-state MSE) on a batch split over the two ranks, and the same objective run eagerly on the whole

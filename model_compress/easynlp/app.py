@@ -4,8 +4,8 @@
         --first_sequence=sent1 --second_sequence=sent2 --label_name=label --label_enumerate_values=0,1 \
         --checkpoint_dir=results/teacher --user_defined_parameters="pretrain_model_name_or_path=default"
 
-* train: teacher fine-tuning (``jobs.teacher.train_teacher``), or vanilla KD with
-  ``enable_distillation=True type=vanilla_kd`` (``jobs.pipelines.student.train_kd_student``) from logits carried in
+* train: teacher fine-tuning (``recipes.teacher.train_teacher``), or vanilla KD with
+  ``enable_distillation=True type=vanilla_kd`` (``recipes.kd.train_kd_student``) from logits carried in
   the table or in ``logits_saved_path``; the best dev snapshot goes to ``<checkpoint_dir>/snapshot_best``
   and ``results_eval.json`` beside it.
 * evaluate: ``results_eval.json`` of ``--checkpoint_path`` (or ``--checkpoint_dir``) on the last table.
@@ -49,21 +49,19 @@ from model_compress.easynlp.schema import (
     read_table,
     write_lines_atomic,
 )
-from model_compress.jobs.common import TaskData, evaluate_snapshot, find_vocab, load_model_snapshot, write_results
-from model_compress.jobs.settings import StudentSettings, TrainSettings
+from model_compress.log import logger
+from model_compress.recipes.common import TaskData, evaluate_snapshot, find_vocab, load_model_snapshot, write_results
+from model_compress.recipes.settings import StudentSettings, TrainSettings
 from model_compress.serving import ServingError
 from model_compress.serving.runners import classify_examples, onnx_file, open_classifier
 from model_compress.training import distributed
+
+log = logger("easynlp")
 
 PROG = "easynlp"
 UDP_KEYS = ("pretrain_model_name_or_path", "enable_distillation", "type", "logits_name", "logits_saved_path",
             "temperature", "alpha")
 KD_TYPES = ("vanilla_kd",)
-
-
-def note(message: str) -> None:
-    if distributed.rank() == 0:
-        print(f"[easynlp] {message}", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -92,7 +90,7 @@ def choose_device(worker_gpu: int) -> str:
 
     if flow.cuda.is_available():
         return "cuda"
-    note(f"--worker_gpu={worker_gpu}: no GPU on this machine, running on the CPU")
+    log.info(f"--worker_gpu={worker_gpu}: no GPU on this machine, running on the CPU")
     return "cpu"
 
 
@@ -176,8 +174,8 @@ def distillation_of(udp: dict[str, str], columns) -> Distillation | None:
 
 
 def run_train(args, udp: dict[str, str], settings: TrainSettings) -> dict:
-    from model_compress.jobs.pipelines.student import train_kd_student
-    from model_compress.jobs.teacher import train_teacher
+    from model_compress.recipes.kd import train_kd_student
+    from model_compress.recipes.teacher import train_teacher
 
     train_path, dev_path = tables_of(args, 2)[:2]
     if not args.checkpoint_dir:
@@ -213,7 +211,7 @@ def run_train(args, udp: dict[str, str], settings: TrainSettings) -> dict:
     metrics, model = evaluate_snapshot(settings, loop.best_snapshot, data, "dev")
     if distributed.rank() == 0:
         path = write_results(output_dir, metrics, _flags(args, udp), model, loop.best_snapshot, {"role": role})
-        note(f"best model {loop.best_snapshot}: dev accuracy {metrics['accuracy']:.4f}; results in {path}")
+        log.info(f"best model {loop.best_snapshot}: dev accuracy {metrics['accuracy']:.4f}; results in {path}")
     return {"snapshot": loop.best_snapshot, "eval": metrics, "train": loop}
 
 
@@ -247,12 +245,12 @@ def run_evaluate(args, udp: dict[str, str], settings: TrainSettings) -> dict:
     result_dir = args.checkpoint_dir or (os.path.dirname(snapshot) if args.checkpoint_path else snapshot)
     out = write_results(result_dir, metrics, _flags(args, udp), model, snapshot, {"role": "evaluate",
                                                                                   "table": path})
-    note(f"{snapshot} on {path}: accuracy {metrics['accuracy']:.4f}; results in {out}")
+    log.info(f"{snapshot} on {path}: accuracy {metrics['accuracy']:.4f}; results in {out}")
     return {"snapshot": snapshot, "eval": metrics, "results": out}
 
 
 def run_predict(args, udp: dict[str, str], settings: TrainSettings) -> dict:
-    from model_compress.jobs.teacher import predict_logits
+    from model_compress.recipes.teacher import predict_logits
 
     _single_process("predict")
     if not args.outputs:
@@ -289,7 +287,7 @@ def run_predict(args, udp: dict[str, str], settings: TrainSettings) -> dict:
             data = task_data({"test": table}, labels, find_vocab(snapshot, None), args.sequence_length, records)
             logits, _ = predict_logits(settings, snapshot, data, "test")
     write_lines_atomic(args.outputs, output_rows(logits, labels, outputs, table.fields, append))
-    note(f"{len(table.examples)} rows of {','.join(outputs)} from {snapshot} written to {args.outputs}")
+    log.info(f"{len(table.examples)} rows of {','.join(outputs)} from {snapshot} written to {args.outputs}")
     return {"snapshot": snapshot, "outputs": args.outputs, "logits": logits}
 
 
@@ -311,13 +309,13 @@ def run(argv: Sequence[str] | None = None) -> dict | None:
     udp = parse_user_defined_parameters(args.user_defined_parameters, UDP_KEYS)
     command = relaunch_command(args.worker_gpu, "model_compress.easynlp", argv) if args.mode == "train" else None
     if command:
-        note(f"--worker_gpu={args.worker_gpu}: {args.worker_gpu} processes under oneflow.distributed.launch")
+        log.info(f"--worker_gpu={args.worker_gpu}: {args.worker_gpu} processes under oneflow.distributed.launch")
         code = subprocess.call(command)
         if code:
             raise SystemExit(code)
         return None
     if args.worker_count > 1:
-        note(f"--worker_count={args.worker_count}: start the command on each machine under "
+        log.info(f"--worker_count={args.worker_count}: start the command on each machine under "
              "python -m oneflow.distributed.launch --nnodes ...; this process trains with its launcher's group")
     settings = train_settings(args, choose_device(args.worker_gpu))
     seed_everything(args.random_seed)

@@ -11,7 +11,7 @@
 The three training scripts read their ``--tables`` by ``--input_schema`` (``domain`` and, for sample
 weights, ``weight`` columns), stage them for the jobs as a senti task folder beside the first table
 (``<dir>/oneflow_metakd/<train>+<dev>/``: train.tsv, dev.tsv, weight.npy, OFRecords, the teacher dump,
-shared by every step over the same tables) and call ``jobs.metakd`` (meta-teacher, two-stage student,
+shared by every step over the same tables) and call ``recipes.metakd`` (meta-teacher, two-stage student,
 evaluation). See docs/easynlp.md.
 """
 
@@ -36,7 +36,7 @@ from model_compress.easynlp.flags import (
 from model_compress.easynlp.models import check_sequence_length, resolve_model
 from model_compress.easynlp.schema import Table, make_spec, parse_schema, read_table, write_lines_atomic
 from model_compress.finite import NonFiniteError, finite_float
-from model_compress.jobs.common import find_vocab
+from model_compress.recipes.common import find_vocab
 
 SENTI_LABELS = SentiProcessor.labels
 SENTI_DOMAINS = SentiProcessor.domains
@@ -173,8 +173,8 @@ def extract_embeddings_main(argv: Sequence[str] | None = None) -> None:
     def run() -> None:
         from model_compress.data.tokenization import FullTokenizer
         from model_compress.easynlp.app import choose_device
-        from model_compress.jobs.common import TaskData, find_vocab
-        from model_compress.jobs.pipelines.mft import embed_examples
+        from model_compress.recipes.common import TaskData, find_vocab
+        from model_compress.recipes.mft import embed_examples
 
         if args.task_name != "senti":
             raise UsageError("--task_name", f"{args.task_name!r}: the Meta-KD example runs on senti")
@@ -241,7 +241,7 @@ def generate_meta_weights_main(argv: Sequence[str] | None = None) -> None:
 
     def run() -> None:
         from model_compress.distill.meta import prototypical_scores
-        from model_compress.jobs.pipelines.mft import score_table
+        from model_compress.recipes.mft import score_table
 
         domains = split_list("domains", args.domains)
         rows, vectors = read_embeddings_table(args.input, domains)
@@ -295,9 +295,9 @@ def stage_tables(args, need_weights: bool, vocab: str) -> tuple[str, dict[str, T
     With a ``weight`` column the train split is built with those weights and weight.npy kept beside it,
     as preprocess.py does with the scores it computes.
     """
-    from model_compress.jobs.common import load_task_data
-    from model_compress.jobs.pipelines import mft
-    from model_compress.jobs.settings import DataSettings
+    from model_compress.recipes import mft
+    from model_compress.recipes.common import load_task_data
+    from model_compress.recipes.settings import DataSettings
     from model_compress.training import distributed
 
     tables = split_list("--tables", args.tables)
@@ -370,7 +370,7 @@ TEACHER_KEYS = ("pretrain_model_name_or_path", "use_sample_weights", "use_domain
 def meta_teacher_train_main(argv: Sequence[str] | None = None) -> None:
     """meta_teacher_train.py: the meta-teacher (jobs.metakd.run_meta_teacher) on the staged tables."""
     from model_compress.cli import normalise_aliases
-    from model_compress.jobs.metakd import meta_teacher_parser, run_meta_teacher
+    from model_compress.recipes.metakd import meta_teacher_parser, run_meta_teacher
 
     def run() -> None:
         args, udp = _parse("meta_teacher_train.py", argv, TEACHER_KEYS, ("train", "evaluate"))
@@ -413,7 +413,7 @@ def _distill_flags(args, udp: dict[str, str], folder: str) -> list[str]:
 def meta_student_distill_main(argv: Sequence[str] | None = None) -> None:
     """meta_student_distill.py: stage ``first`` (intermediate layers) or ``second`` (soft labels) of the student."""
     from model_compress.cli import normalise_aliases
-    from model_compress.jobs.metakd import distill_parser, run_meta_distill
+    from model_compress.recipes.metakd import distill_parser, run_meta_distill
 
     def run() -> None:
         args, udp = _parse("meta_student_distill.py", argv, STUDENT_KEYS, ("train",))
@@ -438,7 +438,7 @@ def meta_student_distill_main(argv: Sequence[str] | None = None) -> None:
 def main_evaluate_main(argv: Sequence[str] | None = None) -> None:
     """main_evaluate.py: dev accuracy (per domain) of a student; results beside it (results_eval_<genre>.json)."""
     from model_compress.cli import normalise_aliases
-    from model_compress.jobs.metakd import distill_parser, run_meta_distill
+    from model_compress.recipes.metakd import distill_parser, run_meta_distill
 
     def run() -> None:
         args, udp = _parse("main_evaluate.py", argv, ("pretrain_model_name_or_path", "genre"), ("evaluate",))

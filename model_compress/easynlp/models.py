@@ -25,7 +25,7 @@ def resolve_model(value: str, flag: str) -> str:
 
 def check_sequence_length(model_dir: str, length: int, flag: str) -> None:
     """``length`` tokens fit the model's position embeddings, else one :class:`UsageError` line."""
-    from model_compress.jobs.common import load_model_snapshot
+    from model_compress.recipes.common import load_model_snapshot
 
     _, config, _ = load_model_snapshot(model_dir, "read its config")
     if length > config.max_seq_length:

@@ -6,4 +6,4 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from model_compress.runtime import run_entry  # noqa: E402
 
-run_entry("model_compress.jobs.metakd", "preprocess_main", __name__)
+run_entry("model_compress.recipes.metakd", "preprocess_main", __name__)
