@@ -206,7 +206,7 @@ def run_train(args, udp: dict[str, str], settings: TrainSettings) -> dict:
                                 loader, output_dir, meta)
         role = "student-kd"
     else:
-        loop = train_teacher(settings, data, model_dir, vocab, output_dir, args.micro_batch_size, meta=meta)
+        loop, _ = train_teacher(settings, data, model_dir, vocab, output_dir, args.micro_batch_size, meta=meta)
         role = "teacher"
     metrics, model = evaluate_snapshot(settings, loop.best_snapshot, data, "dev")
     if distributed.rank() == 0:

@@ -86,7 +86,7 @@ def train_kd(
         if not snapshot:
             raise RecipeError("--do_eval without --do_train needs --student_model")
         result["eval"] = evaluate_and_report(settings, run.flags, snapshot, data, run.result_dir or output_dir,
-                                             "student-kd")
+                                             "student-kd", result["train"].best_metrics() if run.do_train else None)
     result["snapshot"] = snapshot
     return result
 

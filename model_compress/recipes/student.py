@@ -209,10 +209,19 @@ def logits_from_file(path: str, data: TaskData, train_loader) -> np.ndarray:
 
 
 def evaluate_and_report(
-    settings: cfg.TrainSettings, flags: dict, snapshot: str, data: TaskData, result_dir: str, role: str
+    settings: cfg.TrainSettings, flags: dict, snapshot: str, data: TaskData, result_dir: str, role: str,
+    measured: dict | None = None,
 ) -> dict:
-    """Dev metrics of a snapshot, written to ``result_dir``/results_eval.json (rank 0) and printed."""
-    metrics, model = evaluate_snapshot(settings, snapshot, data, "dev", student=role.startswith("student"))
+    """Dev metrics of a snapshot, written to ``result_dir``/results_eval.json (rank 0) and printed.
+
+    ``measured``: the training loop's dev evaluation of this very snapshot, reported instead of a second
+    one (which would compile another set of graphs: OneFlow keeps each graph's memory until the process
+    ends)."""
+    student = role.startswith("student")
+    if measured is not None:
+        metrics, model = measured, load_classifier(snapshot, len(data.labels), student=student, verbose=False)[0]
+    else:
+        metrics, model = evaluate_snapshot(settings, snapshot, data, "dev", student=student)
     if distributed.rank() == 0:
         path = write_results(result_dir, metrics, flags, model, snapshot, {"role": role})
         print(f"[{role}] dev accuracy {metrics['accuracy']:.4f}; results in {path}")

@@ -70,14 +70,16 @@ def export_logits(settings: TrainSettings, snapshot: str, data, split: str, path
 
 def train_teacher(settings: TrainSettings, data, model_dir: str, vocab: str, output_dir: str, batch_size: int,
                   eval_split: str = "dev", meta: dict | None = None):
-    """Fine-tune the classifier in ``model_dir`` on the train split; the loop keeps the best ``eval_split`` snapshot."""
+    """Fine-tune the classifier in ``model_dir`` on the train split; the loop keeps the best ``eval_split`` snapshot.
+    Returns the loop's result and the trained model."""
     model, _, _ = load_classifier(model_dir, len(data.labels))
     model = distributed.setup_model(model, settings.device)
     train_source = data.loader("train", batch_size, train=True, seed=settings.seed)
     dev_source = data.loader(eval_split, settings.eval_batch_size_per_device, train=False, seed=settings.seed,
                              rank=0, world_size=1, bucketed=True)
-    return fit_classifier(settings, ClassificationObjective(model), model, train_source, dev_source, vocab,
+    loop = fit_classifier(settings, ClassificationObjective(model), model, train_source, dev_source, vocab,
                           output_dir, meta={"labels": data.labels, "role": "teacher", **(meta or {})})
+    return loop, model
 
 
 def run(args) -> dict:
@@ -88,15 +90,20 @@ def run(args) -> dict:
     splits = sorted({"train", args.eval_split} | ({args.export_split} if args.export_logits else set()))
     data = load_task_data(from_flags(DataSettings, args), vocab, splits, model_dir=model_dir)
     output_dir = args.model_save_dir or os.path.join("output", f"teacher-{args.task_name}")
-    snapshot = model_dir
+    snapshot, trained = model_dir, None
     result = {}
     if args.do_train:
-        loop = train_teacher(settings, data, model_dir, vocab, output_dir, args.batch_size_per_device,
-                             args.eval_split)
+        loop, trained = train_teacher(settings, data, model_dir, vocab, output_dir, args.batch_size_per_device,
+                                      args.eval_split)
         snapshot = loop.best_snapshot
         result["train"] = loop
     if args.do_eval:
-        metrics, model = evaluate_snapshot(settings, snapshot, data, args.eval_split)
+        if trained is not None and snapshot:
+            # the loop evaluated this very snapshot on eval_split; a second evaluation would compile a second
+            # set of graphs, and OneFlow keeps every compiled graph's memory until the process ends
+            metrics, model = loop.best_metrics(), trained
+        else:
+            metrics, model = evaluate_snapshot(settings, snapshot, data, args.eval_split)
         if distributed.rank() == 0:
             path = write_results(args.result_dir or output_dir, metrics, flags_of(args), model, snapshot)
             print(f"[eval] {snapshot}: {args.eval_split} accuracy {metrics['accuracy']:.4f}; results in {path}")

@@ -91,6 +91,11 @@ def test_teacher_kd_pkd_pipeline(tmp_path, tiny_model_dir, tiny_sst2_dir):
     best_step, best_metrics = max(history, key=lambda item: item[1]["accuracy"])
     assert result["train"].best_step == best_step
     assert report["accuracy"] == pytest.approx(best_metrics["accuracy"])
+    # the combined run reports what a separate evaluation of the kept snapshot measures
+    alone = teacher_job.run(teacher_job.build_parser().parse_args(
+        FAST + data + ["--model_load_dir", best, "--model_save_dir", f"{out}/teacher_eval", "--do_eval"]))["eval"]
+    for key in ("accuracy", "mcc", "precision", "recall", "f1"):
+        assert report[key] == pytest.approx(alone[key], abs=1e-9), key
 
     student_recipe.generate_student_model(best, f"{out}/student_init", "1,3")
     state, config, _ = load_snapshot(f"{out}/student_init")
