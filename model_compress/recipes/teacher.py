@@ -52,7 +52,7 @@ def predict_logits(settings: TrainSettings, snapshot: str, data, split: str) -> 
     model, _, _ = load_classifier(snapshot, len(data.labels))
     model = distributed.setup_model(model, settings.device)
     source = data.loader(split, settings.eval_batch_size_per_device, train=False, seed=settings.seed,
-                         rank=0, world_size=1)
+                         rank=0, world_size=1, bucketed=True)  # rows put back in file order below
     logits, features, _ = Predictor(ClassifierLogits(model), eager=settings.eager).outputs(source)
     order = features["idxs"].reshape(-1)
     ordered = logits.copy()
