@@ -210,7 +210,7 @@ def run_train(args, udp: dict[str, str], settings: TrainSettings) -> dict:
         role = "teacher"
     metrics, model = evaluate_snapshot(settings, loop.best_snapshot, data, "dev")
     if distributed.rank() == 0:
-        path = write_results(output_dir, metrics, _flags(args, udp), model, loop.best_snapshot, {"role": role})
+        path = write_results(output_dir, metrics, recorded_flags(args, udp), model, loop.best_snapshot, {"role": role})
         log.info(f"best model {loop.best_snapshot}: dev accuracy {metrics['accuracy']:.4f}; results in {path}")
     return {"snapshot": loop.best_snapshot, "eval": metrics, "train": loop}
 
@@ -243,7 +243,7 @@ def run_evaluate(args, udp: dict[str, str], settings: TrainSettings) -> dict:
         data = task_data({"dev": table}, labels, find_vocab(snapshot, None), args.sequence_length, records)
         metrics, model = evaluate_snapshot(settings, snapshot, data, "dev")
     result_dir = args.checkpoint_dir or (os.path.dirname(snapshot) if args.checkpoint_path else snapshot)
-    out = write_results(result_dir, metrics, _flags(args, udp), model, snapshot, {"role": "evaluate",
+    out = write_results(result_dir, metrics, recorded_flags(args, udp), model, snapshot, {"role": "evaluate",
                                                                                   "table": path})
     log.info(f"{snapshot} on {path}: accuracy {metrics['accuracy']:.4f}; results in {out}")
     return {"snapshot": snapshot, "eval": metrics, "results": out}
@@ -291,8 +291,9 @@ def run_predict(args, udp: dict[str, str], settings: TrainSettings) -> dict:
     return {"snapshot": snapshot, "outputs": args.outputs, "logits": logits}
 
 
-def _flags(args, udp: dict[str, str]) -> dict:
-    return {"task_name": "easynlp", **{k: v for k, v in vars(args).items() if isinstance(v, (str, int, float))},
+def recorded_flags(args, udp: dict[str, str], task_name: str = "easynlp") -> dict:
+    """The EasyNLP flags and user-defined parameters of a run, as results files record them."""
+    return {"task_name": task_name, **{k: v for k, v in vars(args).items() if isinstance(v, (str, int, float))},
             "user_defined_parameters": dict(udp)}
 
 

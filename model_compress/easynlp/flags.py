@@ -40,8 +40,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def guarded(prog: str, run: Callable[[], object]) -> None:
-    """Run ``run``; a :class:`UsageError`, a library's user error or a job's ``fail()`` message becomes one
-    line on stderr and exit 2."""
+    """Run ``run``; a :class:`UsageError` or a library's user error becomes one line on stderr and exit 2."""
     with failed_rank_exits():
         try:
             run()
@@ -49,11 +48,6 @@ def guarded(prog: str, run: Callable[[], object]) -> None:
             message = str(exc).strip("'\"")  # a KeyError's str() is quoted
             print(f"{prog}: error: {message}", file=sys.stderr)
             raise SystemExit(2) from None
-        except SystemExit as exc:
-            if isinstance(exc.code, str):  # model_compress.cli.fail("error: ...")
-                print(f"{prog}: {exc.code}", file=sys.stderr)
-                raise SystemExit(2) from None
-            raise
 
 
 def build_parser(prog: str, description: str) -> OneLineParser:
