@@ -25,8 +25,8 @@ from model_compress.runtime import require_oneflow  # noqa: E402
 flow = require_oneflow()
 import numpy as np  # noqa: E402
 
+from model_compress.commands.runtime_probe import FFN, HIDDEN, train_step_seconds  # noqa: E402
 from model_compress.runtime import blas  # noqa: E402
-from model_compress.runtime.probe import FFN, HIDDEN, train_step_seconds  # noqa: E402
 from model_compress.training import distributed  # noqa: E402
 
 

@@ -8,9 +8,9 @@ modes), `metakd` (the examples/knowledge_distillation/metakd scripts). Training 
 
 def main() -> None:
     """Console entry point of `easynlp`: check OneFlow first, then run the command."""
-    from model_compress.runtime import require_oneflow
+    from model_compress.runtime import exit_without_oneflow
 
-    require_oneflow()
+    exit_without_oneflow()
     from model_compress.easynlp.app import main as app_main
 
     app_main()

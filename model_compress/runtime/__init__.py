@@ -147,24 +147,32 @@ def prepare() -> None:
 
 
 def require_oneflow():
-    """Import and return oneflow, or exit with one line telling how to set the environment up."""
+    """Import and return oneflow; an ImportError that says how to set the environment up when it is missing."""
     prepare()
     try:
         import oneflow
     except ImportError as exc:
-        sys.stderr.write(f"error: cannot import oneflow ({exc}).\n{SETUP_HINT}\n")
-        raise SystemExit(2) from None
+        raise ImportError(f"cannot import oneflow ({exc}).\n{SETUP_HINT}") from None
     return oneflow
 
 
 prepare()
 
 
+def exit_without_oneflow() -> None:
+    """For entry points: without an importable oneflow, end with two lines (why, and how to set up), exit 2."""
+    try:
+        require_oneflow()
+    except ImportError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(2) from None
+
+
 def run_entry(module: str, function: str, caller: str) -> None:
     """Body of every entry script: check OneFlow, then call `module.function()` when run as a script."""
     if caller != "__main__":
         return
-    require_oneflow()
+    exit_without_oneflow()
     import importlib
 
     getattr(importlib.import_module(module), function)()

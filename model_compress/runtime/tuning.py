@@ -112,7 +112,7 @@ def _run_json(cmd: list[str], env: dict[str, str], name: str, timeout: float) ->
 
 def run_probe(setting: RuntimeSetting, timeout: float = 300) -> dict | None:
     """Measure one setting in a fresh process; None (with the reason on stderr) when it fails."""
-    result = _run_json([sys.executable, "-m", "model_compress.runtime.probe"], _probe_env(setting),
+    result = _run_json([sys.executable, "-m", "model_compress.commands.runtime_probe"], _probe_env(setting),
                        setting.name, timeout)
     if result is not None and result["matmul_rel_error"] > 1e-4:
         sys.stderr.write(f"model_compress: probe {setting.name} gave wrong matmul results; not used\n")
@@ -131,7 +131,7 @@ def run_ranks_probe(setting: RuntimeSetting, ranks: int, cores: int, timeout: fl
     """Time the training step as `ranks` data-parallel processes (the launcher) sharing the cores."""
     env = _probe_env(setting)
     env["MODEL_COMPRESS_BLAS_THREADS"] = str(threads_per_process(setting.threads, cores, ranks))
-    probe = ["-m", "model_compress.runtime.probe", "--step-only"]
+    probe = ["-m", "model_compress.commands.runtime_probe", "--step-only"]
     cmd = [sys.executable, *probe] if ranks == 1 else [
         sys.executable, "-m", "oneflow.distributed.launch", "--nproc_per_node", str(ranks),
         "--master_port", str(free_port()), *probe]

@@ -210,7 +210,7 @@ import json
 import numpy as np
 import model_compress, oneflow as flow
 from model_compress.runtime import blas
-from model_compress.runtime.probe import matmul_error
+from model_compress.commands.runtime_probe import matmul_error
 rs = np.random.RandomState(1)
 a, b = rs.randn(6, 33, 17).astype(np.float32), rs.randn(6, 17, 29).astype(np.float32)
 batched = flow.matmul(flow.tensor(a), flow.tensor(b)).numpy()

@@ -1,7 +1,7 @@
 """The measurement behind the CPU runtime choice, run in a fresh process per candidate setting.
 
-`tuning.py` starts ``python -m model_compress.runtime.probe`` with a candidate's environment; this module
-times what decides the choice, a compiled nn.Graph training step of a 2-layer BERT at the default width
+`runtime/tuning.py` starts ``python -m model_compress.commands.runtime_probe`` with a candidate's environment;
+this module times what decides the choice, a compiled nn.Graph training step of a 2-layer BERT at the default width
 (batch 32, seq 64: the kernels, threads and scheduling of a real step), and, as diagnostics, a BERT-layer
 op mix in eager mode (projections and FFN matmuls including the transposed products of the backward
 pass, attention batch matmuls, softmax and GELU right after the matmuls, LayerNorm, mean-centring). It
