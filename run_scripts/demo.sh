@@ -89,12 +89,11 @@ distil_student() {
     local budget=(--num_epochs "$STUDENT_EPOCHS" --learning_rate 2e-4 --batch_size_per_device "$RANK_BATCH" --do_train)
     case "$STUDENT_ALGO" in
     tinybert)
+        # both steps in one run, each with the demo's budget (the recipe's presets are longer)
         run_ranks model_compress/distil/task_student_tinybert.py "${COMMON[@]}" "${budget[@]}" \
             --teacher_model "$teacher" --student_model "$init" --model_save_dir "$student" \
-            --intermediate_distill True --pred_distill False
-        run_ranks model_compress/distil/task_student_tinybert.py "${COMMON[@]}" "${budget[@]}" \
-            --teacher_model "$teacher" --student_model "$student/snapshot_intermediate" --model_save_dir "$student" \
-            --intermediate_distill False --pred_distill True --temperature 1 --serve_for_online True ;;
+            --intermediate_epochs "$STUDENT_EPOCHS" --intermediate_learning_rate 2e-4 --temperature 1 \
+            --serve_for_online True ;;
     kd)
         "$PYTHON" model_compress/distil/task_teacher.py "${COMMON[@]}" --model_load_dir "$teacher" \
             --export_logits "$OUT/teacher/logits_train.tsv"

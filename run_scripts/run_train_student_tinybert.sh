@@ -13,10 +13,11 @@
 #                           the heads must equal the teacher's)
 #   STUDENT_DIR=models/student_model/$dataset/tinybert   RESULT_DIR=""   SERVE_FOR_ONLINE=False
 #   AUG_TRAIN=False  (True: both steps train on train_aug.tsv, built once; N M P as data_augmentation.py)
-#   step 1: INTERMEDIATE_EPOCHS=10  INTERMEDIATE_LR=2e-4  ATTENTION_LOSS=scores
-#   step 2: EPOCHS=4  LR=1e-4  TEMPERATURE=1
-#   AUG_TRAIN=True changes the defaults to the recipe measured on real text (docs/benchmarks.md, CR):
-#           N=4 new rows per sentence, INTERMEDIATE_EPOCHS=1, EPOCHS=1, LR=2e-4
+#   PRESET=original (AUG_TRAIN=True: augmented): the budget, stated once in model_compress/recipes/tinybert.py
+#           (PRESETS): original = step 1 10 epochs at 2e-4, step 2 4 epochs at 1e-4, T 1, attention scores;
+#           augmented = the recipe measured on real text (docs/benchmarks.md, CR): N=4, 1 + 1 epochs at 2e-4.
+#   Set to override the preset: step 1: INTERMEDIATE_EPOCHS INTERMEDIATE_LR ATTENTION_LOSS;
+#                               step 2: EPOCHS LR TEMPERATURE; N
 #   SEQ_LENGTH=32  BATCH=32 (global)  SEED=42  NPROC=auto (data-parallel processes; see plan_ranks in common.sh)
 # Also: bash run_scripts/run_train_student_tinybert.sh [DATA_ROOT OUT_DIR LOG_DIR RESULT_DIR dataset] [--flag ...] (docs/scripts.md;
 # the student goes to OUT_DIR/student_model). Extra arguments go to both task_student_tinybert.py runs.
@@ -34,8 +35,8 @@ RESULT_DIR=${RESULT_DIR:-}
 SERVE_FOR_ONLINE=${SERVE_FOR_ONLINE:-False}
 AUG_TRAIN=${AUG_TRAIN:-False}
 case "$(printf %s "$AUG_TRAIN" | tr '[:upper:]' '[:lower:]')" in
-    1|true|yes|y|on)  # every epoch reads N+1 rows per sentence
-        N=${N:-4} INTERMEDIATE_EPOCHS=${INTERMEDIATE_EPOCHS:-1} EPOCHS=${EPOCHS:-1} LR=${LR:-2e-4} ;;
+    1|true|yes|y|on) PRESET=${PRESET:-augmented} ;;  # every epoch reads N+1 rows per sentence
+    *) PRESET=${PRESET:-original} ;;
 esac
 
 ensure_teacher "$FT_BERT_BASE_DIR" tinybert
@@ -48,19 +49,17 @@ else
     START=(--from_scratch --student_num_hidden_layers "${STUDENT_LAYERS:-3}" --student_hidden_size "${STUDENT_HIDDEN:-312}"
            --student_num_attention_heads "${STUDENT_HEADS:-12}" --student_intermediate_size "${STUDENT_INTERMEDIATE:-1200}")
 fi
-COMMON=(--task_name "$dataset" --data_dir "$DATA_ROOT/$dataset" --teacher_model "$FT_BERT_BASE_DIR"
-        --model_save_dir "$STUDENT_DIR" --aug_train "$AUG_TRAIN" --seq_length "${SEQ_LENGTH:-32}"
-        --batch_size_per_device "$RANK_BATCH" --seed "${SEED:-42}")
-if [ -n "${N:-}" ]; then COMMON+=(--N "$N"); fi
-COMMON+=(--M "${M:-15}" --p "${P:-0.4}")
+ARGS=(--task_name "$dataset" --data_dir "$DATA_ROOT/$dataset" --teacher_model "$FT_BERT_BASE_DIR"
+      --model_save_dir "$STUDENT_DIR" --preset "$PRESET" --aug_train "$AUG_TRAIN" --seq_length "${SEQ_LENGTH:-32}"
+      --batch_size_per_device "$RANK_BATCH" --seed "${SEED:-42}" --M "${M:-15}" --p "${P:-0.4}"
+      --result_dir "$RESULT_DIR" --serve_for_online "$SERVE_FOR_ONLINE" "${START[@]}")
+# given variables override the preset's values
+for pair in N:--N INTERMEDIATE_EPOCHS:--intermediate_epochs INTERMEDIATE_LR:--intermediate_learning_rate \
+            ATTENTION_LOSS:--attention_loss EPOCHS:--num_epochs LR:--learning_rate TEMPERATURE:--temperature; do
+    name=${pair%%:*}
+    if [ -n "${!name:-}" ]; then ARGS+=("${pair#*:}" "${!name}"); fi
+done
 
-echo "[tinybert] step 1: intermediate-layer distillation"
-run_ranks model_compress/distil/task_student_tinybert.py "${COMMON[@]}" "${START[@]}" \
-    --intermediate_distill True --pred_distill False --attention_loss "${ATTENTION_LOSS:-scores}" \
-    --num_epochs "${INTERMEDIATE_EPOCHS:-10}" --learning_rate "${INTERMEDIATE_LR:-2e-4}" --do_train "$@"
-echo "[tinybert] step 2: prediction-layer distillation"
-run_ranks model_compress/distil/task_student_tinybert.py "${COMMON[@]}" \
-    --student_model "$STUDENT_DIR/snapshot_intermediate" \
-    --intermediate_distill False --pred_distill True --temperature "${TEMPERATURE:-1}" \
-    --result_dir "$RESULT_DIR" --serve_for_online "$SERVE_FOR_ONLINE" \
-    --num_epochs "${EPOCHS:-4}" --learning_rate "${LR:-1e-4}" --do_train --do_eval "$@"
+echo "[tinybert] step 1 (intermediate layers), then step 2 (prediction layer), preset $PRESET"
+run_ranks model_compress/distil/task_student_tinybert.py "${ARGS[@]}" \
+    --intermediate_distill True --pred_distill True --do_train --do_eval "$@"

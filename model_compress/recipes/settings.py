@@ -114,6 +114,8 @@ class TinyBERTSettings:
     layer_list: str | None
     aug_train: bool
     serve_for_online: bool
+    intermediate_epochs: float = 0  # step 1's budget when both steps run (0: --num_epochs / --learning_rate)
+    intermediate_learning_rate: float = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ augmented training set alone) parse the flags below.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 
 import numpy as np
@@ -63,6 +64,33 @@ log = logger("tinybert")
 
 INTERMEDIATE_SNAPSHOT = "snapshot_intermediate"
 ROLE = "student-tinybert"
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named TinyBERT budget: both steps' epochs and learning rates, the temperature, the attention loss
+    and, for the augmented recipe, the new rows per sentence. Flags given on the command line win."""
+
+    intermediate_epochs: float
+    intermediate_learning_rate: float
+    num_epochs: float
+    learning_rate: float
+    temperature: float = 1.0
+    attention_loss: str = "scores"
+    aug_train: bool = False
+    N: int | None = None
+
+    def defaults(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PRESETS = {
+    # the original's run_train_student_tinybert.sh: step 1 10 epochs at 2e-4, step 2 4 epochs at 1e-4
+    "original": Preset(intermediate_epochs=10, intermediate_learning_rate=2e-4, num_epochs=4, learning_rate=1e-4),
+    # measured on real text (docs/benchmarks.md, CR): 4 new rows per sentence, one epoch per step at 2e-4
+    "augmented": Preset(intermediate_epochs=1, intermediate_learning_rate=2e-4, num_epochs=1, learning_rate=2e-4,
+                        aug_train=True, N=4),
+}
 
 
 def build_tinybert_student(spec: cfg.StudentSettings, layer_list: str | None, teacher: BertForSequenceClassification,
@@ -131,11 +159,19 @@ def training_split(data: TaskData, teacher: BertForSequenceClassification, aug_t
     return "train_aug"
 
 
+def step_one_settings(settings: cfg.TrainSettings, tb: cfg.TinyBERTSettings) -> cfg.TrainSettings:
+    """Step 1's optimisation: --intermediate_epochs / --intermediate_learning_rate where given (a preset
+    gives both), else the run's own --num_epochs / --learning_rate."""
+    return dataclasses.replace(settings, num_epochs=tb.intermediate_epochs or settings.num_epochs,
+                               learning_rate=tb.intermediate_learning_rate or settings.learning_rate)
+
+
 def intermediate_step(settings: cfg.TrainSettings, run: cfg.RunSettings, tb: cfg.TinyBERTSettings, data: TaskData,
                       split: str, teacher, t_config: BertConfig, student, s_config: BertConfig, vocab: str,
                       output_dir: str, meta: dict) -> tuple[str, object]:
     """Step 1: attention + hidden-state MSE; the student is saved as ``snapshot_intermediate``."""
     attention_layers, hidden_layers = check_student(s_config, t_config, data.vocab_map is not None)
+    settings = step_one_settings(settings, tb)
     objective = distributed.setup_model(
         TinyBERTIntermediateObjective(student, t_config.hidden_size, tb.attention_loss), settings.device)
     targets = TeacherTargets(teacher, hidden_layers=hidden_layers, attention_layers=attention_layers,
@@ -249,7 +285,15 @@ def augment_spec(args: argparse.Namespace, task_name: str) -> AugmentSpec:
         raise RecipeError(str(exc)) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def preset_of(argv) -> str | None:
+    """The --preset named in ``argv`` (checked by the full parser)."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--preset", default=None)
+    return pre.parse_known_args(argv)[0].preset
+
+
+def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
+    """The flags of task_student_tinybert.py; with ``preset`` its budget becomes the defaults."""
     parser = argparse.ArgumentParser(
         description="TinyBERT task distillation: intermediate layers (step 1), then the prediction layer (step 2).",
         allow_abbrev=False)
@@ -269,11 +313,26 @@ def build_parser() -> argparse.ArgumentParser:
                              "--student_model / --from_scratch)")
     add_bool(parser, "--aug_train", False, "train on the augmented training set (train_aug.tsv, built once)")
     add_augment_args(parser)
+    g = parser.add_argument_group("budget")
+    g.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="a named budget for both steps in one run: " + "; ".join(
+                       f"{name}: step 1 {p.intermediate_epochs:g} epochs at {p.intermediate_learning_rate:g}, step 2 "
+                       f"{p.num_epochs:g} at {p.learning_rate:g}" + (f", N={p.N} augmented rows" if p.aug_train else "")
+                       for name, p in PRESETS.items()) + " (flags given win)")
+    g.add_argument("--intermediate_epochs", type=finite_number, default=0,
+                   help="step 1's epochs (0: --num_epochs, which is step 2's)")
+    g.add_argument("--intermediate_learning_rate", type=finite_number, default=0,
+                   help="step 1's learning rate (0: --learning_rate)")
+    if preset in PRESETS:
+        parser.set_defaults(**PRESETS[preset].defaults())
     return parser
 
 
 def run(args: argparse.Namespace) -> dict:
     cli.seed_everything(args.seed)
+    for flag in ("intermediate_epochs", "intermediate_learning_rate"):
+        if getattr(args, flag) < 0:
+            raise RecipeError(f"--{flag} must be >= 0, got {getattr(args, flag)}")
     if args.layer_list and (args.from_scratch or args.student_model):
         raise RecipeError("--layer_list starts the student from teacher layers: leave out --student_model and "
                           "--from_scratch")
@@ -285,7 +344,7 @@ def run(args: argparse.Namespace) -> dict:
 
 @user_errors
 def main(argv=None) -> None:
-    run(cli.normalise_aliases(build_parser().parse_args(argv)))
+    run(cli.normalise_aliases(build_parser(preset_of(argv)).parse_args(argv)))
 
 
 def augment_parser() -> argparse.ArgumentParser:

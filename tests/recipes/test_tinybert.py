@@ -105,6 +105,28 @@ def test_both_steps_in_one_run_from_teacher_layers_on_augmented_rows(tmp_path, t
     assert "augmented training set reused from" in capsys.readouterr().err
 
 
+def test_presets_are_defaults_that_given_flags_override():
+    original = tinybert_job.build_parser("original").parse_args([])
+    assert (original.intermediate_epochs, original.intermediate_learning_rate) == (10, 2e-4)
+    assert (original.num_epochs, original.learning_rate, original.temperature) == (4, 1e-4, 1.0)
+    assert original.attention_loss == "scores" and original.aug_train is False
+    augmented = tinybert_job.build_parser("augmented").parse_args(["--num_epochs", "3"])
+    assert augmented.aug_train is True and augmented.N == 4 and augmented.num_epochs == 3
+    assert augmented.intermediate_epochs == 1
+    plain = tinybert_job.build_parser(None).parse_args([])
+    assert plain.intermediate_epochs == 0 and plain.num_epochs == 3  # no preset: one budget for both steps
+    assert tinybert_job.preset_of(["--seed", "1", "--preset", "augmented"]) == "augmented"
+
+
+def test_one_run_gives_each_step_its_own_budget(tmp_path, tiny_model_dir, tiny_sst2_dir):
+    args = tinybert_job.build_parser().parse_args(
+        FAST + ["--data_dir", tiny_sst2_dir, "--teacher_model", tiny_model_dir, "--model_save_dir",
+                str(tmp_path / "tinybert"), "--train_example_num", "32", "--layer_list", "1,3",
+                "--intermediate_epochs", "3", "--intermediate_learning_rate", "5e-4", "--do_train"])
+    result = tinybert_job.run(args)
+    assert (result["intermediate"].steps, result["train"].steps) == (6, 2)  # 32 rows, batch 16
+
+
 @pytest.mark.parametrize("extra,needles", [
     (["--student_hidden_size", "30"], ["hidden_size 30", "num_attention_heads 4"]),
     (["--student_num_attention_heads", "2", "--student_hidden_size", "16"], ["2 heads", "the teacher 4"]),
