@@ -80,9 +80,6 @@ class Preset:
     aug_train: bool = False
     N: int | None = None
 
-    def defaults(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 PRESETS = {
     # the original's run_train_student_tinybert.sh: step 1 10 epochs at 2e-4, step 2 4 epochs at 1e-4
@@ -324,7 +321,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--intermediate_learning_rate", type=finite_number, default=0,
                    help="step 1's learning rate (0: --learning_rate)")
     if preset in PRESETS:
-        parser.set_defaults(**PRESETS[preset].defaults())
+        parser.set_defaults(**dataclasses.asdict(PRESETS[preset]))
     return parser
 
 
